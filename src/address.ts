@@ -1,0 +1,108 @@
+/**
+ * Address forms users pass in, and the one shape trews hands back.
+ *
+ * In: a port number, `[host, port]`, `{ host, port }`, `'host:port'`, `'[v6]:port'` (TCP/UDP);
+ * any other string or `{ path }` (Unix socket path; a leading '\0' is a Linux abstract name).
+ * Out: `{ address, port, family }` for TCP and UDP, the path string for Unix sockets.
+ */
+import type { AddressInfo } from 'node:net';
+
+export type Family = 'IPv4' | 'IPv6';
+
+/** An IP endpoint, the shape of Node's `AddressInfo`. */
+export interface InetAddress {
+  address: string;
+  port: number;
+  family: Family;
+}
+
+/** What trews reports: an IP endpoint, or a Unix socket path. */
+export type Address = InetAddress | string;
+
+/** What trews accepts wherever it takes an address. */
+export type AddressInput =
+  | number
+  | string
+  | readonly [host: string, port: number]
+  | { readonly host?: string; readonly port: number }
+  | { readonly path: string };
+
+/** A parsed address: where to listen or connect. `host` undefined means all interfaces. */
+export type Endpoint =
+  | { readonly kind: 'inet'; readonly host: string | undefined; readonly port: number }
+  | { readonly kind: 'unix'; readonly path: string };
+
+const ACCEPTED =
+  "a port number, [host, port], { host, port }, 'host:port', '[ipv6]:port', a Unix socket path string, or { path }";
+
+const HOST_PORT = /^([^:[\]/\s]+):(\d+)$/;
+const V6_PORT = /^\[([^\]]+)\]:(\d+)$/;
+
+function checkPort(port: unknown, input: unknown): number {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`invalid port ${describe(port)} in address ${describe(input)}: a port is an integer 0..65535`);
+  }
+  return port;
+}
+
+function checkHost(host: unknown, input: unknown): string | undefined {
+  if (host === undefined || host === '') return undefined;
+  if (typeof host !== 'string') throw new TypeError(`invalid host ${describe(host)} in address ${describe(input)}: expected ${ACCEPTED}`);
+  return host;
+}
+
+function describe(value: unknown): string {
+  try {
+    return typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+  } catch {
+    return String(value);
+  }
+}
+
+export function parseAddress(input: AddressInput): Endpoint {
+  if (typeof input === 'number') return { kind: 'inet', host: undefined, port: checkPort(input, input) };
+  if (typeof input === 'string') {
+    if (input.length === 0) throw new TypeError(`empty address: expected ${ACCEPTED}`);
+    const m = V6_PORT.exec(input) ?? HOST_PORT.exec(input);
+    if (m) return { kind: 'inet', host: m[1], port: checkPort(Number(m[2]), input) };
+    return { kind: 'unix', path: input };
+  }
+  if (Array.isArray(input)) {
+    if (input.length !== 2) throw new TypeError(`invalid address ${describe(input)}: expected ${ACCEPTED}`);
+    return { kind: 'inet', host: checkHost(input[0], input), port: checkPort(input[1], input) };
+  }
+  if (input !== null && typeof input === 'object') {
+    if ('path' in input) {
+      if (typeof input.path !== 'string' || input.path.length === 0) {
+        throw new TypeError(`invalid Unix socket path ${describe(input.path)}: expected a non-empty string`);
+      }
+      return { kind: 'unix', path: input.path };
+    }
+    if ('port' in input) return { kind: 'inet', host: checkHost(input.host, input), port: checkPort(input.port, input) };
+  }
+  throw new TypeError(`invalid address ${describe(input)}: expected ${ACCEPTED}`);
+}
+
+/** Normalise what Node reports (`AddressInfo`, a path, nothing) into an `Address`. */
+export function toAddress(
+  info: AddressInfo | string | null | undefined | { address?: string; port?: number; family?: string | number },
+): Address | null {
+  if (info == null) return null;
+  if (typeof info === 'string') return info.length > 0 ? info : null;
+  if (typeof info.address !== 'string' || typeof info.port !== 'number') return null;
+  const fam = info.family;
+  const family: Family = fam === 'IPv6' || fam === 6 || (fam === undefined && info.address.includes(':')) ? 'IPv6' : 'IPv4';
+  return { address: info.address, port: info.port, family };
+}
+
+/** `127.0.0.1:80`, `[::1]:80`, a path (abstract names shown with a leading '@'), or `-`. */
+export function formatAddress(address: Address | Endpoint | null | undefined): string {
+  if (address == null) return '-';
+  if (typeof address === 'string') return address.startsWith('\0') ? `@${address.slice(1)}` : address;
+  if ('kind' in address) {
+    if (address.kind === 'unix') return formatAddress(address.path);
+    const host = address.host ?? '*';
+    return host.includes(':') ? `[${host}]:${address.port}` : `${host}:${address.port}`;
+  }
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}

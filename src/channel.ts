@@ -1,0 +1,153 @@
+/**
+ * Channel: the base of every trews channel. It owns the hook -> event mapping, the error
+ * routing (specific error hook -> onError -> engine), and the rule that a throwing hook never
+ * escapes into Node's event loop.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { Engine, debug } from './engine.js';
+import { HookError } from './errors.js';
+
+export interface ChannelOptions {
+  /** The engine this channel lives in (default: `Engine.instance()`). */
+  engine?: Engine;
+}
+
+/** Events every channel emits: one per hook, with the hook's arguments. */
+export interface ChannelEvents {
+  close: [];
+  error: [err: Error];
+}
+
+let lastId = 0;
+
+/** Event name of a hook: `onConnectError` -> `connectError`. */
+export function eventOf(hook: string): string {
+  return hook.charAt(2).toLowerCase() + hook.slice(3);
+}
+
+const noop = () => {};
+
+/**
+ * A Promise that knows whether anyone has subscribed to it (awaited it, or called then/catch),
+ * so default error hooks can stay quiet when the caller handles the rejection. It never causes
+ * an unhandled rejection when ignored: Pants-style users drive everything from hooks.
+ */
+export class Outcome<T> extends Promise<T> {
+  static override get [Symbol.species]() {
+    return Promise;
+  }
+  observed = false;
+
+  override then<R1 = T, R2 = never>(
+    onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    this.observed = true;
+    return super.then(onFulfilled, onRejected);
+  }
+
+  /** A pending Outcome with its settle functions; already marked handled. */
+  static create<T>(): { outcome: Outcome<T>; resolve: (value: T) => void; reject: (err: unknown) => void } {
+    let resolve!: (value: T) => void;
+    let reject!: (err: unknown) => void;
+    const outcome = new Outcome<T>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    Promise.prototype.then.call(outcome, undefined, noop);
+    return { outcome, resolve, reject };
+  }
+}
+
+export abstract class Channel<Events extends ChannelEvents = ChannelEvents> extends EventEmitter<Events> {
+  readonly id = ++lastId;
+  readonly engine: Engine;
+  /** Errors some awaited Promise rejects with: default hooks need not log them. */
+  #awaited = new WeakSet<object>();
+
+  constructor(options: ChannelOptions = {}) {
+    super();
+    this.engine = options.engine ?? Engine.instance();
+    this.engine._register(this);
+  }
+
+  /** True once the channel has fully closed (after `onClose`). */
+  abstract get closed(): boolean;
+
+  /** Close the channel; `flush` (default true) sends what is queued first. */
+  abstract close(flush?: boolean): Promise<void>;
+
+  /** Close at once, dropping anything queued; `err` goes to `onError` first. */
+  abstract destroy(err?: Error): void;
+
+  // ---- hooks -------------------------------------------------------------------------------
+
+  /** The channel has closed; runs exactly once, after any error hook of the same failure. */
+  onClose(): void {}
+
+  /**
+   * Any error not handled by a more specific hook. The default logs it (unless an `'error'`
+   * listener or an awaiting caller receives it) and closes the channel without flushing.
+   */
+  onError(err: Error): void {
+    if (!this.#isObserved(err)) this.engine.log(`${String(this)}: ${describeBriefly(err)}`);
+    void this.close(false);
+  }
+
+  // ---- hook plumbing -----------------------------------------------------------------------
+
+  /**
+   * Call a hook and emit its event. An exception from the hook (or a listener) goes to
+   * `onError` as a `HookError`; one from `onError` itself goes to the engine. Returns false
+   * if something threw.
+   */
+  protected _hook(hook: string, ...args: unknown[]): boolean {
+    try {
+      (this as unknown as Record<string, (...a: unknown[]) => void>)[hook]!(...args);
+      (this.emit as (event: string, ...a: unknown[]) => boolean)(eventOf(hook), ...args);
+      return true;
+    } catch (err) {
+      this._hookThrew(hook, err);
+      return false;
+    }
+  }
+
+  /** A hook threw: route it to onError, or to the engine when onError is what threw. */
+  protected _hookThrew(hook: string, thrown: unknown): void {
+    debug('%s: %s threw %o', String(this), hook, thrown);
+    if (hook === 'onError') {
+      this.engine.reportError(thrown, this);
+      this.destroy();
+      return;
+    }
+    this._hook('onError', new HookError(hook, thrown));
+  }
+
+  /**
+   * Report a failure through its specific error hook (`onConnectError`, ...). The default of
+   * each specific hook passes the error on to `onError`.
+   */
+  protected _fail(hook: string, err: Error, awaited = false): void {
+    if (awaited || this.listenerCount(eventOf(hook) as never) > 0) this.#awaited.add(err);
+    this._hook(hook, err);
+  }
+
+  /** The default body of every specific error hook. */
+  protected _toOnError(err: Error): void {
+    this._hook('onError', err);
+  }
+
+  #isObserved(err: Error): boolean {
+    return this.#awaited.has(err) || this.listenerCount('error' as never) > 0;
+  }
+
+  override toString(): string {
+    return `${this.constructor.name}#${this.id}`;
+  }
+}
+
+function describeBriefly(err: Error): string {
+  const cause = err.cause instanceof Error ? ` (${err.cause.message})` : '';
+  const code = (err as { code?: unknown }).code;
+  return `${err.name}${typeof code === 'string' ? ` [${code}]` : ''}: ${err.message}${cause}`;
+}

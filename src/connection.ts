@@ -1,0 +1,12 @@
+/** Connection: a stream a server accepted. `server` is set before `onConnect` runs. */
+import { Stream } from './stream.js';
+import type { StreamServer } from './stream-server.js';
+
+export class Connection extends Stream {
+  /**
+   * The server that accepted this connection. Narrow it in a subclass with
+   * `declare server: MyServer` to reach your server's own members.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  declare server: StreamServer<any>;
+}

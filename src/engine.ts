@@ -1,0 +1,336 @@
+/**
+ * The Engine: the channel registry, timers, the clock, error reporting, start/stop.
+ *
+ * One process-wide instance (`Engine.instance()`) serves by default; `new Engine()` makes an
+ * isolated one for tests. With `{ clock: 'virtual' }` time only moves with `advance(ms)`.
+ */
+import { debuglog } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { EventEmitter } from 'eventemitter3';
+import type { Channel } from './channel.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyChannel = Channel<any>;
+
+export const debug = debuglog('trews');
+
+export interface EngineOptions {
+  /** `'real'` (default): the monotonic system clock. `'virtual'`: moves only with `advance(ms)`. */
+  clock?: 'real' | 'virtual';
+  /** How long `stop()` waits for graceful closes before destroying what is left (ms, default 5000). */
+  stopTimeout?: number;
+  /** Where default error hooks and unhandled errors are logged (default: one line to stderr). */
+  log?: (message: string) => void;
+}
+
+export interface EngineEvents {
+  /** An error no channel hook could handle (a throwing error hook, a throwing timer). */
+  error: [err: unknown, source: AnyChannel | Timer | undefined];
+}
+
+type Fn<A extends unknown[]> = (...args: A) => void;
+
+/** A scheduled callback. `cancel()` affects this timer only; a loop or cycle may cancel itself. */
+export class Timer {
+  #cancel: (() => void) | undefined;
+
+  /** @internal */
+  constructor(readonly kind: 'callback' | 'loop' | 'defer' | 'cycle') {}
+
+  /** @internal */
+  _arm(cancel: () => void): void {
+    this.#cancel = cancel;
+  }
+
+  /** True until it has fired for the last time or been cancelled. */
+  get active(): boolean {
+    return this.#cancel !== undefined;
+  }
+
+  cancel(): void {
+    const cancel = this.#cancel;
+    this.#cancel = undefined;
+    cancel?.();
+  }
+
+  /** @internal marks a one-shot timer as done without calling its canceller. */
+  _done(): void {
+    this.#cancel = undefined;
+  }
+}
+
+interface VirtualEntry {
+  due: number;
+  seq: number;
+  timer: Timer;
+  period: number;
+  run: () => void;
+}
+
+let singleton: Engine | undefined;
+
+export class Engine extends EventEmitter<EngineEvents> {
+  /** The process-wide engine every channel uses unless given `{ engine }`. */
+  static instance(): Engine {
+    singleton ??= new Engine();
+    return singleton;
+  }
+
+  readonly virtual: boolean;
+  readonly stopTimeout: number;
+  readonly #log: (message: string) => void;
+  readonly #channels = new Set<AnyChannel>();
+  readonly #timers = new Set<Timer>();
+  #virtualNow = 0;
+  #seq = 0;
+  /** Min-heap of virtual timers by (due, seq), so equal deadlines fire in creation order. */
+  readonly #heap: VirtualEntry[] = [];
+  #running: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  constructor(options: EngineOptions = {}) {
+    super();
+    const clock = options.clock ?? 'real';
+    if (clock !== 'real' && clock !== 'virtual') {
+      throw new TypeError(`Engine clock must be 'real' or 'virtual', got ${String(clock)}`);
+    }
+    this.virtual = clock === 'virtual';
+    this.stopTimeout = options.stopTimeout ?? 5000;
+    this.#log = options.log ?? ((message) => process.stderr.write(`trews: ${message}\n`));
+  }
+
+  /** The live set of open channels. */
+  get channels(): ReadonlySet<AnyChannel> {
+    return this.#channels;
+  }
+
+  /** A monotonic clock in milliseconds. */
+  now(): number {
+    return this.virtual ? this.#virtualNow : performance.now();
+  }
+
+  // ---- timers ------------------------------------------------------------------------------
+
+  /** Run `fn(...args)` once, on the next turn of the event loop. */
+  callback<A extends unknown[]>(fn: Fn<A>, ...args: A): Timer {
+    const timer = new Timer('callback');
+    const handle = setImmediate(() => {
+      this.#retire(timer);
+      this.#fire(timer, fn, args);
+    });
+    return this.#track(timer, () => clearImmediate(handle));
+  }
+
+  /** Run `fn(...args)` on every turn of the event loop until cancelled. */
+  loop<A extends unknown[]>(fn: Fn<A>, ...args: A): Timer {
+    const timer = new Timer('loop');
+    let handle: NodeJS.Immediate;
+    const turn = () => {
+      this.#fire(timer, fn, args);
+      if (timer.active) handle = setImmediate(turn);
+    };
+    handle = setImmediate(turn);
+    return this.#track(timer, () => clearImmediate(handle));
+  }
+
+  /** Run `fn(...args)` once after `ms` milliseconds. */
+  defer<A extends unknown[]>(ms: number, fn: Fn<A>, ...args: A): Timer {
+    checkDelay('defer', ms);
+    const timer = new Timer('defer');
+    if (this.virtual) return this.#virtualTimer(timer, ms, 0, fn, args);
+    const handle = setTimeout(() => {
+      this.#retire(timer);
+      this.#fire(timer, fn, args);
+    }, ms);
+    return this.#track(timer, () => clearTimeout(handle));
+  }
+
+  /** Run `fn(...args)` every `ms` milliseconds until cancelled. */
+  cycle<A extends unknown[]>(ms: number, fn: Fn<A>, ...args: A): Timer {
+    checkDelay('cycle', ms);
+    const timer = new Timer('cycle');
+    if (this.virtual) return this.#virtualTimer(timer, ms, ms, fn, args);
+    const handle = setInterval(() => this.#fire(timer, fn, args), ms);
+    return this.#track(timer, () => clearInterval(handle));
+  }
+
+  /**
+   * Virtual clock only: move time forward by `ms`, firing every timer that falls due, in
+   * deadline order, with `now()` reading each timer's deadline while it runs.
+   */
+  advance(ms: number): void {
+    if (!this.virtual) throw new TypeError("advance() needs an Engine created with { clock: 'virtual' }");
+    if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
+      throw new RangeError(`advance(ms) takes a finite number >= 0, got ${String(ms)}`);
+    }
+    const target = this.#virtualNow + ms;
+    for (let top = this.#heap[0]; top !== undefined && top.due <= target; top = this.#heap[0]) {
+      heapPop(this.#heap);
+      if (!top.timer.active) continue;
+      this.#virtualNow = top.due;
+      if (top.period > 0) {
+        top.due += top.period;
+        top.seq = this.#seq++;
+        heapPush(this.#heap, top);
+      }
+      top.run();
+    }
+    this.#virtualNow = target;
+  }
+
+  #virtualTimer<A extends unknown[]>(timer: Timer, delay: number, period: number, fn: Fn<A>, args: A): Timer {
+    const entry: VirtualEntry = { due: this.#virtualNow + delay, seq: this.#seq++, timer, period, run: () => {} };
+    entry.run = () => {
+      if (period === 0) this.#retire(timer);
+      this.#fire(timer, fn, args);
+    };
+    heapPush(this.#heap, entry);
+    // Cancelled entries are skipped when they reach the top of the heap.
+    return this.#track(timer, () => {});
+  }
+
+  #track(timer: Timer, cancel: () => void): Timer {
+    this.#timers.add(timer);
+    timer._arm(() => {
+      this.#timers.delete(timer);
+      cancel();
+    });
+    return timer;
+  }
+
+  #retire(timer: Timer): void {
+    timer._done();
+    this.#timers.delete(timer);
+  }
+
+  #fire<A extends unknown[]>(timer: Timer, fn: Fn<A>, args: A): void {
+    try {
+      fn(...args);
+    } catch (err) {
+      this.reportError(err, timer);
+    }
+  }
+
+  // ---- channels ----------------------------------------------------------------------------
+
+  /** @internal */
+  _register(channel: AnyChannel): void {
+    this.#channels.add(channel);
+  }
+
+  /** @internal */
+  _unregister(channel: AnyChannel): void {
+    this.#channels.delete(channel);
+  }
+
+  // ---- errors and logging ------------------------------------------------------------------
+
+  /**
+   * Report an error nothing else handled: emitted as `'error'` when someone listens,
+   * otherwise logged. Never throws.
+   */
+  reportError(err: unknown, source?: AnyChannel | Timer): void {
+    if (this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', err, source);
+        return;
+      } catch (listenerErr) {
+        this.log(`an 'error' listener threw: ${describeError(listenerErr)}`);
+      }
+    }
+    const where = source === undefined ? '' : ` in ${String(source instanceof Timer ? `a ${source.kind} timer` : source)}`;
+    this.log(`unhandled error${where}: ${describeError(err)}`);
+  }
+
+  /** Write one line to the engine's log (stderr by default). */
+  log(message: string): void {
+    try {
+      this.#log(message);
+    } catch {
+      // A broken logger must not take the process down.
+    }
+  }
+
+  // ---- start / stop ------------------------------------------------------------------------
+
+  /** Resolves when `stop()` is called. Channels and timers are live without it. */
+  start(): Promise<void> {
+    if (!this.#running) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#running = { promise, resolve };
+    }
+    return this.#running.promise;
+  }
+
+  get running(): boolean {
+    return this.#running !== undefined;
+  }
+
+  /**
+   * Cancel every timer and close every channel gracefully; channels still open after
+   * `stopTimeout` ms are destroyed. Resolves when all are closed, with the count forced.
+   */
+  async stop(): Promise<{ forced: number }> {
+    for (const timer of [...this.#timers]) timer.cancel();
+    const channels = [...this.#channels];
+    const closing = channels.map((channel) => channel.close().catch(() => undefined));
+    let forced = 0;
+    const bound = setTimeout(() => {
+      for (const channel of channels) {
+        if (!channel.closed) {
+          forced++;
+          channel.destroy();
+        }
+      }
+    }, this.stopTimeout);
+    await Promise.all(closing);
+    clearTimeout(bound);
+    const running = this.#running;
+    this.#running = undefined;
+    running?.resolve();
+    return { forced };
+  }
+}
+
+function checkDelay(name: string, ms: number): void {
+  if (typeof ms !== 'number' || !(ms > 0) || !Number.isFinite(ms)) {
+    throw new RangeError(`${name}(ms, fn) needs a finite delay > 0 in milliseconds, got ${String(ms)}`);
+  }
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.stack ?? `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+function before(a: VirtualEntry, b: VirtualEntry): boolean {
+  return a.due < b.due || (a.due === b.due && a.seq < b.seq);
+}
+
+function heapPush(heap: VirtualEntry[], entry: VirtualEntry): void {
+  heap.push(entry);
+  let i = heap.length - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!before(heap[i]!, heap[parent]!)) break;
+    [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+    i = parent;
+  }
+}
+
+function heapPop(heap: VirtualEntry[]): void {
+  const last = heap.pop()!;
+  if (heap.length === 0) return;
+  heap[0] = last;
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    const r = l + 1;
+    let m = i;
+    if (l < heap.length && before(heap[l]!, heap[m]!)) m = l;
+    if (r < heap.length && before(heap[r]!, heap[m]!)) m = r;
+    if (m === i) break;
+    [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+    i = m;
+  }
+}

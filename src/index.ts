@@ -1,0 +1,26 @@
+export { Engine, Timer, type EngineOptions, type EngineEvents } from './engine.js';
+export { Channel, type ChannelOptions, type ChannelEvents } from './channel.js';
+export { Stream, type StreamOptions, type StreamEvents, type ConnectOptions, type WriteFileOptions } from './stream.js';
+export { StreamServer, type StreamServerOptions, type StreamServerEvents, type ListenOptions, type StreamClass } from './stream-server.js';
+export { Server } from './server.js';
+export { Connection } from './connection.js';
+export { Client } from './client.js';
+export { Struct, type StructValue, type StructInput } from './struct.js';
+export { ReadBuffer, compileDelimiter, type Delimiter } from './framing.js';
+export {
+  TrewsError,
+  ConnectError,
+  ListenError,
+  ReadError,
+  TruncatedFrameError,
+  WriteError,
+  OverflowError,
+  TLSError,
+  HookError,
+  ClosedError,
+  StateError,
+  TimeoutError,
+  UnsupportedError,
+  systemCodeOf,
+} from './errors.js';
+export { parseAddress, formatAddress, type Address, type AddressInput, type InetAddress, type Family, type Endpoint } from './address.js';

@@ -1,0 +1,330 @@
+/**
+ * StreamServer: listens on a TCP address or Unix path and makes one stream channel per
+ * accepted connection. It tracks its connections so that `close()` closes them and
+ * resolves once all are gone.
+ */
+import net from 'node:net';
+import { lstat, unlink } from 'node:fs/promises';
+import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from './channel.js';
+import { debug } from './engine.js';
+import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from './address.js';
+import { ListenError, StateError } from './errors.js';
+import { Connection } from './connection.js';
+import { Stream, type StreamOptions, type StreamOwner } from './stream.js';
+
+export type StreamClass<C extends Stream> = new (options?: StreamOptions) => C;
+
+export interface StreamServerOptions extends ChannelOptions {
+  /** Options given to every accepted connection (its engine is the server's). */
+  connectionOptions?: Omit<StreamOptions, 'engine'>;
+  /** Refuse (close at once) connections beyond this many open ones (default Infinity). */
+  maxConnections?: number;
+}
+
+export interface ListenOptions {
+  /** Pending-connection queue length passed to listen(2). */
+  backlog?: number;
+  /** TCP on '::' only: do not accept IPv4 too. */
+  ipv6Only?: boolean;
+}
+
+export interface StreamServerEvents<C> extends ChannelEvents {
+  listen: [];
+  accept: [connection: C];
+  listenError: [err: ListenError];
+}
+
+type State = 'idle' | 'binding' | 'listening' | 'closing' | 'closed';
+
+export class StreamServer<C extends Stream = Stream> extends Channel<StreamServerEvents<C>> implements StreamOwner {
+  /** The class made for each accepted connection, when none is passed to the constructor. */
+  static ConnectionClass: StreamClass<Stream> = Stream;
+
+  readonly ConnectionClass: StreamClass<C>;
+  /** Connections beyond this many open ones are closed as soon as they are accepted. */
+  maxConnections: number;
+  readonly connectionOptions: Omit<StreamOptions, 'engine'>;
+
+  #state: State = 'idle';
+  #server: net.Server | null = null;
+  #endpoint: Endpoint | null = null;
+  #local: Address | null = null;
+  /** Open connections (public), and every connection not yet fully closed. */
+  readonly #open = new Set<C>();
+  readonly #live = new Set<C>();
+  #listenClosed = true;
+  readonly #closedOutcome = Outcome.create<void>();
+
+  constructor(ConnectionClass?: StreamClass<C> | StreamServerOptions, options: StreamServerOptions = {}) {
+    if (typeof ConnectionClass === 'object') {
+      options = ConnectionClass;
+      ConnectionClass = undefined;
+    }
+    super(options);
+    const ctor = ConnectionClass ?? (new.target as typeof StreamServer).ConnectionClass;
+    if (typeof ctor !== 'function' || !(ctor.prototype instanceof Stream || ctor === Stream)) {
+      throw new TypeError('StreamServer needs a Stream subclass (such as a Connection subclass) as its ConnectionClass');
+    }
+    this.ConnectionClass = ctor as StreamClass<C>;
+    this.maxConnections = options.maxConnections ?? Infinity;
+    this.connectionOptions = options.connectionOptions ?? {};
+  }
+
+  get closed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  get listening(): boolean {
+    return this.#state === 'listening';
+  }
+
+  /** Where the server listens: `{ address, port, family }` (so `listen(0)` tells its port) or the Unix path. */
+  get localAddress(): Address | null {
+    return this.#local;
+  }
+
+  /** The open connections; a closing one leaves at once. */
+  get connections(): ReadonlySet<C> {
+    return this.#open;
+  }
+
+  // ---- hooks -------------------------------------------------------------------------------
+
+  /** The server is listening. */
+  onListen(): void {}
+
+  /** A connection was accepted; runs after that connection's `onConnect`. */
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  onAccept(connection: C): void {}
+
+  /** Listening failed (`EADDRINUSE`, `EACCES`, a live or non-socket file at a Unix path). */
+  onListenError(err: ListenError): void {
+    this._toOnError(err);
+  }
+
+  // ---- listening ---------------------------------------------------------------------------
+
+  /** Listen on an address. Resolves after `onListen`; rejects with the error `onListenError` saw. */
+  listen(address: AddressInput, options: ListenOptions = {}): Promise<void> {
+    if (this.#state !== 'idle') throw new StateError(`listen() needs a new server; ${String(this)} is ${this.#state}`);
+    const endpoint = parseAddress(address);
+    this.#endpoint = endpoint;
+    this.#state = 'binding';
+    const { outcome, resolve, reject } = Outcome.create<void>();
+    this.#bind(endpoint, options).then(
+      (server) => {
+        if (this.#state !== 'binding') {
+          server.close();
+          reject(new ListenError(`${String(this)} was closed while binding`));
+          return;
+        }
+        this.#server = server;
+        this.#listenClosed = false;
+        this.#state = 'listening';
+        this.#local = toAddress(server.address());
+        server.on('close', this.#onListenerClose);
+        this._hook('onListen');
+        resolve();
+      },
+      (err: Error) => {
+        const listenErr = err instanceof ListenError ? err : new ListenError(`listen on ${formatAddress(endpoint)} failed: ${(err as { code?: string }).code ?? err.message}`, { cause: err });
+        if (this.#state === 'binding') this._fail('onListenError', listenErr, outcome.observed);
+        reject(listenErr);
+        if (this.#state === 'binding') this.#finalize();
+      },
+    );
+    return outcome;
+  }
+
+  async #bind(endpoint: Endpoint, options: ListenOptions): Promise<net.Server> {
+    const listenOptions: net.ListenOptions =
+      endpoint.kind === 'unix'
+        ? { path: endpoint.path }
+        : { port: endpoint.port, ...(endpoint.host !== undefined && { host: endpoint.host }), ...(options.ipv6Only && { ipv6Only: true }) };
+    if (options.backlog !== undefined) listenOptions.backlog = options.backlog;
+    try {
+      return await this.#listenOnce(listenOptions);
+    } catch (err) {
+      if (endpoint.kind !== 'unix' || (err as { code?: string }).code !== 'EADDRINUSE' || endpoint.path.startsWith('\0')) throw err;
+      await replaceStaleSocket(endpoint.path, err as Error);
+      return await this.#listenOnce(listenOptions);
+    }
+  }
+
+  #listenOnce(options: net.ListenOptions): Promise<net.Server> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ allowHalfOpen: true }, this.#onConnection);
+      const onError = (err: Error) => {
+        server.off('listening', onListening);
+        reject(err);
+      };
+      const onListening = () => {
+        server.off('error', onError);
+        // After listening, errors come from accept (EMFILE, ...): keep serving, say so once.
+        server.on('error', this.#onAcceptError);
+        resolve(server);
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen(options);
+    });
+  }
+
+  #onAcceptError = (err: Error & { code?: string }): void => {
+    debug('%s: accept failed: %s', String(this), err.message);
+    this.engine.log(`${String(this)}: accept failed: ${err.code ?? err.message}`);
+  };
+
+  #onConnection = (socket: net.Socket): void => {
+    if (this.#state !== 'listening' || this.#open.size >= this.maxConnections) {
+      debug('%s: refusing a connection (%s, %d open)', String(this), this.#state, this.#open.size);
+      socket.destroy();
+      return;
+    }
+    let connection: C;
+    try {
+      connection = new this.ConnectionClass({ ...this.connectionOptions, engine: this.engine });
+    } catch (err) {
+      socket.destroy();
+      this.engine.reportError(err, this);
+      return;
+    }
+    if (connection instanceof Connection) connection.server = this;
+    connection._owner = this;
+    this.#open.add(connection);
+    this.#live.add(connection);
+    const unixPath = this.#endpoint?.kind === 'unix' ? this.#endpoint.path : undefined;
+    try {
+      connection._attach(socket, unixPath);
+    } catch (err) {
+      connection.destroy(err as Error);
+      return;
+    }
+    connection._accepted();
+    if (connection.connected) this._hook('onAccept', connection);
+  };
+
+  // ---- connections -------------------------------------------------------------------------
+
+  /** Write `data` to every open connection except `except`. Returns how many were written to. */
+  broadcast(data: string | Uint8Array, except?: Stream | Iterable<Stream>): number {
+    const skip = except === undefined ? null : except instanceof Stream ? new Set([except]) : new Set(except);
+    const payload = typeof data === 'string' ? Buffer.from(data) : data;
+    let count = 0;
+    for (const connection of this.#open) {
+      if (skip?.has(connection) || !connection.connected) continue;
+      try {
+        connection.write(payload);
+        count++;
+      } catch {
+        // A connection that ended its writing side (end()) is skipped.
+      }
+    }
+    return count;
+  }
+
+  /** @internal */
+  _streamClosing(stream: Stream): void {
+    this.#open.delete(stream as C);
+  }
+
+  /** @internal */
+  _streamClosed(stream: Stream): void {
+    this.#open.delete(stream as C);
+    this.#live.delete(stream as C);
+    this.#maybeFinalize();
+  }
+
+  // ---- closing -----------------------------------------------------------------------------
+
+  /**
+   * Stop listening and close every connection (flushing, unless `flush` is false). Resolves
+   * after `onClose`, once every connection has closed.
+   */
+  close(flush = true): Promise<void> {
+    if (this.#state === 'closed' || this.#state === 'closing') {
+      if (!flush) for (const connection of [...this.#live]) void connection.close(false);
+      return this.#closedOutcome.outcome;
+    }
+    const wasIdle = this.#state === 'idle';
+    this.#state = 'closing';
+    if (wasIdle) {
+      process.nextTick(() => this.#finalize());
+      return this.#closedOutcome.outcome;
+    }
+    this.#server?.close();
+    for (const connection of [...this.#live]) void connection.close(flush);
+    this.#maybeFinalize();
+    return this.#closedOutcome.outcome;
+  }
+
+  destroy(err?: Error): void {
+    if (this.#state === 'closed') return;
+    if (err !== undefined) this._hook('onError', err);
+    void this.close(false);
+  }
+
+  /** Resolves once the server and all its connections have closed. */
+  whenClosed(): Promise<void> {
+    return this.#closedOutcome.outcome;
+  }
+
+  #onListenerClose = (): void => {
+    this.#listenClosed = true;
+    this.#maybeFinalize();
+  };
+
+  #maybeFinalize(): void {
+    if (this.#state === 'closing' && this.#live.size === 0 && (this.#listenClosed || this.#server === null)) this.#finalize();
+  }
+
+  #finalize(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.engine._unregister(this);
+    this._hook('onClose');
+    this.#closedOutcome.resolve();
+  }
+
+  override toString(): string {
+    const where = this.#local ?? this.#endpoint;
+    return where === null ? super.toString() : `${super.toString()}(${formatAddress(where)})`;
+  }
+}
+
+/**
+ * EADDRINUSE on a Unix path: replace the file only if it is a socket nobody answers on (a
+ * crashed server's leftover). A live socket or any other file is an error and is kept.
+ */
+async function replaceStaleSocket(path: string, inUse: Error): Promise<void> {
+  let stats;
+  try {
+    stats = await lstat(path);
+  } catch {
+    return; // Gone meanwhile: just retry.
+  }
+  if (!stats.isSocket()) {
+    throw new ListenError(`listen on ${path} failed: the path exists and is not a socket; refusing to replace it`, { cause: inUse });
+  }
+  if (await isLive(path)) {
+    throw new ListenError(`listen on ${path} failed: another server is listening on it`, { cause: inUse });
+  }
+  debug('replacing stale Unix socket %s', path);
+  await unlink(path).catch((err: { code?: string }) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}
+
+function isLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', (err: Error & { code?: string }) => {
+      // Refused: nobody listens. Anything else (EACCES, ...): treat as live, never delete.
+      resolve(err.code !== 'ECONNREFUSED');
+    });
+  });
+}

@@ -1,0 +1,817 @@
+/**
+ * Stream: a connected byte stream (TCP or Unix socket) with framing, coalesced writes,
+ * half-close that never loses a reply, and a graceful close with a bound.
+ */
+import net from 'node:net';
+import { open, type FileHandle } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
+import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from './channel.js';
+import { debug } from './engine.js';
+import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from './address.js';
+import {
+  ClosedError,
+  ConnectError,
+  OverflowError,
+  ReadError,
+  StateError,
+  TruncatedFrameError,
+  WriteError,
+  type TLSError,
+} from './errors.js';
+import { ReadBuffer, compileDelimiter, type Delimiter } from './framing.js';
+import { Struct, type StructInput } from './struct.js';
+
+export interface StreamOptions extends ChannelOptions {
+  /** How incoming bytes are cut into messages (default null: each chunk as it arrives). */
+  readDelimiter?: Delimiter;
+  /** Deliver strings in this encoding instead of Buffers (default null). */
+  encoding?: BufferEncoding | null;
+  /** The most bytes one frame, or one unframed remainder, may hold (default 65536). */
+  bufferSize?: number;
+  /** Keep the channel open for writing after the peer's FIN (default false: close after flushing). */
+  allowHalfOpen?: boolean;
+  /** How long a graceful close waits for the peer to finish before forcing it (ms, default 10000). */
+  closeTimeout?: number;
+  /** `write()` returns false once this many bytes are buffered (default 65536). */
+  writeHighWaterMark?: number;
+  /** Disable Nagle's algorithm (default true: trews already coalesces writes). */
+  noDelay?: boolean;
+}
+
+export interface ConnectOptions {
+  /** Give up connecting after this many ms (`onConnectError` with code `ETIMEDOUT`). */
+  timeout?: number;
+  /** Local interface address to connect from (TCP). */
+  localAddress?: string;
+  /** Resolve the host name to this IP family only (TCP). */
+  family?: 4 | 6;
+}
+
+export interface WriteFileOptions {
+  /** Byte offset in the file to start from (default 0). */
+  offset?: number;
+  /** How many bytes to send (default: to the end of the file). */
+  length?: number;
+}
+
+export interface StreamEvents extends ChannelEvents {
+  connect: [];
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  read: any[];
+  write: [];
+  end: [];
+  tlsHandshake: [];
+  connectError: [err: ConnectError];
+  readError: [err: ReadError];
+  writeError: [err: WriteError];
+  overflowError: [err: OverflowError];
+  tlsError: [err: TLSError];
+}
+
+type State = 'idle' | 'connecting' | 'open' | 'closing' | 'closed';
+
+/** Called by a server that owns this stream as it starts closing and once it has closed. */
+export interface StreamOwner {
+  _streamClosing(stream: Stream): void;
+  _streamClosed(stream: Stream): void;
+}
+
+interface FileJob {
+  source: string | FileHandle;
+  offset: number;
+  length: number;
+  done: ReturnType<typeof Outcome.create<number>>;
+}
+
+const COALESCE_LIMIT = 256 * 1024;
+const FILE_CHUNK = 64 * 1024;
+const ENCODINGS = new Set(['utf8', 'utf-8', 'utf16le', 'utf-16le', 'ucs2', 'ucs-2', 'latin1', 'binary', 'ascii', 'base64', 'base64url', 'hex']);
+
+export class Stream extends Channel<StreamEvents> {
+  /** How incoming bytes are cut into messages; takes effect for bytes already buffered. */
+  declare readDelimiter: Delimiter;
+  /** Deliver strings in this encoding (null: Buffers). */
+  declare encoding: BufferEncoding | null;
+  /** The most bytes one frame or one unframed remainder may hold. */
+  declare bufferSize: number;
+
+  allowHalfOpen: boolean;
+  closeTimeout: number;
+  writeHighWaterMark: number;
+  readonly noDelay: boolean;
+
+  /** @internal */ _owner: StreamOwner | null = null;
+
+  #state: State = 'idle';
+  #socket: net.Socket | null = null;
+  #endpoint: Endpoint | null = null;
+  #local: Address | null = null;
+  #remote: Address | null = null;
+  #delimiter: Delimiter = null;
+  #encoding: BufferEncoding | null = null;
+  #decoder: StringDecoder | null = null;
+  readonly #rb = new ReadBuffer();
+  #paused = false;
+  #dispatching = false;
+  #eof = false;
+  #endRequested = false;
+  #queue: Array<string | Buffer | FileJob> = [];
+  #queueBytes = 0;
+  #queueStrings = true;
+  #flushScheduled = false;
+  #file: FileJob | null = null;
+  #wantDrain = false;
+  #closeTimer: NodeJS.Timeout | undefined;
+  #connecting: ReturnType<typeof Outcome.create<void>> | null = null;
+  readonly #closedOutcome = Outcome.create<void>();
+  #forced = false;
+
+  constructor(options: StreamOptions = {}) {
+    super(options);
+    this.allowHalfOpen = options.allowHalfOpen ?? false;
+    this.closeTimeout = options.closeTimeout ?? 10_000;
+    this.writeHighWaterMark = options.writeHighWaterMark ?? 65536;
+    this.noDelay = options.noDelay ?? true;
+    if (options.encoding !== undefined) this.encoding = options.encoding;
+    if (options.bufferSize !== undefined) this.bufferSize = options.bufferSize;
+    if (options.readDelimiter !== undefined) this.readDelimiter = options.readDelimiter;
+  }
+
+  // ---- state -------------------------------------------------------------------------------
+
+  get connected(): boolean {
+    return this.#state === 'open';
+  }
+
+  get connecting(): boolean {
+    return this.#state === 'connecting';
+  }
+
+  /** True from `close()` until the channel has closed. */
+  get closing(): boolean {
+    return this.#state === 'closing';
+  }
+
+  get closed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  /** True if the last close had to be forced after `closeTimeout`. */
+  get forced(): boolean {
+    return this.#forced;
+  }
+
+  get remoteAddress(): Address | null {
+    return this.#remote;
+  }
+
+  get localAddress(): Address | null {
+    return this.#local;
+  }
+
+  get bytesRead(): number {
+    return this.#socket?.bytesRead ?? 0;
+  }
+
+  get bytesWritten(): number {
+    return this.#socket?.bytesWritten ?? 0;
+  }
+
+  /** Bytes written by the user and not yet handed to the OS. */
+  get bufferedBytes(): number {
+    return this.#queueBytes + (this.#socket?.writableLength ?? 0);
+  }
+
+  /** The underlying socket, for what trews does not wrap (null before connect). */
+  get socket(): net.Socket | null {
+    return this.#socket;
+  }
+
+  // ---- hooks (override these) --------------------------------------------------------------
+
+  /** The connection is established (for a server's connection: accepted). */
+  onConnect(): void {}
+
+  /** A whole frame arrived (`Struct` delimiters: its values; sticky RegExp: the match). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any, @typescript-eslint/no-unused-vars
+  onRead(data: any, ...rest: any[]): void {}
+
+  /** Everything queued has been handed to the OS: the drain signal. */
+  onWrite(): void {}
+
+  /** The peer finished sending (FIN). Unless `allowHalfOpen`, the channel then closes after flushing. */
+  onEnd(): void {}
+
+  /** The TLS handshake completed (before `onConnect`). */
+  onTLSHandshake(): void {}
+
+  onConnectError(err: ConnectError): void {
+    this._toOnError(err);
+  }
+
+  onReadError(err: ReadError): void {
+    this._toOnError(err);
+  }
+
+  onWriteError(err: WriteError): void {
+    this._toOnError(err);
+  }
+
+  onOverflowError(err: OverflowError): void {
+    this._toOnError(err);
+  }
+
+  onTLSError(err: TLSError): void {
+    this._toOnError(err);
+  }
+
+  // ---- connecting --------------------------------------------------------------------------
+
+  /** Connect to a TCP address or Unix path. Resolves after `onConnect`; rejects with the error `onConnectError` saw. */
+  connect(address: AddressInput, options: ConnectOptions = {}): Promise<void> {
+    if (this.#state !== 'idle') throw new StateError(`connect() needs a new ${this.constructor.name}; ${String(this)} is ${this.#state}`);
+    const endpoint = parseAddress(address);
+    const { timeout } = options;
+    if (timeout !== undefined && !(timeout > 0 && Number.isFinite(timeout))) {
+      throw new RangeError(`connect timeout must be a finite number of ms > 0, got ${String(timeout)}`);
+    }
+    this.#endpoint = endpoint;
+    this.#state = 'connecting';
+    this.#connecting = Outcome.create<void>();
+    const socket =
+      endpoint.kind === 'unix'
+        ? net.connect({ path: endpoint.path, allowHalfOpen: true })
+        : net.connect({
+            host: endpoint.host ?? 'localhost',
+            port: endpoint.port,
+            allowHalfOpen: true,
+            ...(options.localAddress !== undefined && { localAddress: options.localAddress }),
+            ...(options.family !== undefined && { family: options.family }),
+          });
+    if (timeout !== undefined) {
+      socket.setTimeout(timeout, () => {
+        if (this.#state !== 'connecting') return;
+        const err = Object.assign(new Error(`connect timed out after ${timeout} ms`), { code: 'ETIMEDOUT', syscall: 'connect' });
+        socket.destroy(err);
+      });
+    }
+    try {
+      this._attach(socket);
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+    return this.#connecting.outcome;
+  }
+
+  /** @internal wire a socket (connecting, or accepted by a server) into this stream. */
+  _attach(socket: net.Socket, unixPath?: string): void {
+    this.#adoptFieldOverrides();
+    this.#socket = socket;
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('error', this.#onSocketError);
+    socket.on('close', this.#onSocketClose);
+    if (socket.connecting) {
+      this.#state = 'connecting';
+      socket.once('connect', this.#onConnected);
+    } else {
+      if (unixPath !== undefined) this.#endpoint = { kind: 'unix', path: unixPath };
+      this.#opened(true);
+    }
+  }
+
+  #onConnected = (): void => {
+    const socket = this.#socket!;
+    socket.setTimeout(0);
+    if (this.#state === 'closing') {
+      // close() was called while connecting with writes queued: send them, then close.
+      this.#opened(false);
+      this.#connecting?.reject(new ClosedError(`${String(this)} was closed while connecting`));
+      this.#beginGracefulClose();
+      return;
+    }
+    this.#opened(false);
+    const connecting = this.#connecting;
+    this.#connecting = null;
+    this._hook('onConnect');
+    connecting?.resolve();
+    this.#flush();
+  };
+
+  /** Record addresses (readable until and inside onClose) and enter the open state. */
+  #opened(accepted: boolean): void {
+    const socket = this.#socket!;
+    if (this.noDelay && this.#endpoint?.kind !== 'unix') socket.setNoDelay(true);
+    if (this.#endpoint?.kind === 'unix') {
+      const path = this.#endpoint.path;
+      this.#local = accepted ? path : null;
+      this.#remote = accepted ? null : path;
+    } else {
+      this.#local = toAddress({ address: socket.localAddress, port: socket.localPort, family: socket.localFamily });
+      this.#remote = toAddress({ address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily });
+    }
+    if (this.#state !== 'closing') this.#state = 'open';
+  }
+
+  /** @internal server side: the connection was accepted; call onConnect. */
+  _accepted(): void {
+    this._hook('onConnect');
+    this.#flush();
+  }
+
+  /**
+   * TypeScript class fields and JS class fields *define* an own property on the instance,
+   * hiding the validating accessor. Move such values back through the accessor.
+   */
+  #adoptFieldOverrides(): void {
+    for (const key of ['encoding', 'bufferSize', 'readDelimiter'] as const) {
+      if (Object.hasOwn(this, key)) {
+        const value = this[key];
+        delete (this as Partial<Record<typeof key, unknown>>)[key];
+        (this as Record<typeof key, unknown>)[key] = value;
+      }
+    }
+  }
+
+  // ---- reading -----------------------------------------------------------------------------
+
+  /** Stop delivering frames at once, even ones already buffered, and stop reading the socket. */
+  pauseReading(): void {
+    this.#paused = true;
+    this.#socket?.pause();
+  }
+
+  /** Deliver buffered frames (on the next tick) and read again. */
+  resumeReading(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.#state === 'open') this.#socket?.resume();
+    if (!this.#dispatching) process.nextTick(() => this.#dispatch());
+  }
+
+  get readingPaused(): boolean {
+    return this.#paused;
+  }
+
+  #onData = (chunk: Buffer): void => {
+    // While closing, incoming bytes are read and dropped: unread data would make the
+    // kernel answer our close with a reset, which can destroy replies still in flight.
+    if (this.#state !== 'open') return;
+    this.#rb.push(chunk);
+    this.#dispatch();
+  };
+
+  #onEnd = (): void => {
+    this.#eof = true;
+    this.#dispatch();
+  };
+
+  #dispatch(): void {
+    if (this.#dispatching) return;
+    this.#dispatching = true;
+    try {
+      this.#deliverFrames();
+    } finally {
+      this.#dispatching = false;
+    }
+    this.#flush();
+    if (this.#eof && !this.#paused && this.#state === 'open') this.#finishReading();
+  }
+
+  #deliverFrames(): void {
+    const rb = this.#rb;
+    while (!this.#paused && this.#state === 'open') {
+      const frame = rb.next();
+      if (frame === null) {
+        if (rb.overflow === 0) break;
+        this._fail('onOverflowError', new OverflowError(rb.bufferSize, rb.overflow));
+        continue;
+      }
+      this.#deliver(frame);
+    }
+    if (rb.length !== 0) rb.compact();
+  }
+
+  #deliver(frame: Buffer): void {
+    const d = this.#rb.delimiter;
+    try {
+      if (d.kind === 'struct') {
+        const values = d.struct.unpack(frame);
+        this.onRead.apply(this, values as [unknown]);
+        this.emit('read', ...values);
+        return;
+      }
+      let data: unknown;
+      if (d.kind === 'regex' && d.sticky) data = this.#decodeMatch(this.#rb.match!);
+      else if (this.#encoding === null) data = frame;
+      else if (d.kind === 'chunk') data = this.#decoder!.write(frame);
+      else data = frame.toString(this.#encoding);
+      this.onRead(data);
+      this.emit('read', data);
+    } catch (err) {
+      this._hookThrew('onRead', err);
+    }
+  }
+
+  /** A sticky match is made on latin1 text; re-decode its groups in the stream's encoding. */
+  #decodeMatch(match: RegExpExecArray): RegExpExecArray {
+    const enc = this.#encoding;
+    if (enc === null || enc === 'latin1' || enc === 'binary') return match;
+    for (let i = 0; i < match.length; i++) {
+      const s = match[i];
+      if (s !== undefined) match[i] = Buffer.from(s, 'latin1').toString(enc);
+    }
+    return match;
+  }
+
+  /** The peer sent FIN and every whole frame has been delivered. */
+  #finishReading(): void {
+    this.#eof = false;
+    const rb = this.#rb;
+    const d = rb.delimiter;
+    if (this.#decoder !== null && d.kind === 'chunk') {
+      const rest = this.#decoder.end();
+      if (rest.length > 0) this.#deliverTail(rest);
+    } else if (rb.length > 0) {
+      const tail = rb.drain();
+      if (d.kind === 'bytes' || (d.kind === 'regex' && !d.sticky)) {
+        // Like readline and split2: the last line need not end with the delimiter.
+        this.#deliverTail(this.#encoding === null ? tail : tail.toString(this.#encoding));
+      } else {
+        const what = d.kind === 'regex' ? 'a sticky RegExp match' : d.kind === 'chunk' ? 'a chunk' : `a ${d.size}-byte frame`;
+        this._fail('onReadError', new TruncatedFrameError(`peer closed after ${tail.length} bytes of ${what}`, tail));
+      }
+    }
+    if (this.#state !== 'open') return;
+    this._hook('onEnd');
+    if (this.#state === 'open' && !this.allowHalfOpen) void this.close();
+  }
+
+  #deliverTail(data: string | Buffer): void {
+    if (this.#state !== 'open') return;
+    try {
+      this.onRead(data);
+      this.emit('read', data);
+    } catch (err) {
+      this._hookThrew('onRead', err);
+    }
+  }
+
+  // ---- writing -----------------------------------------------------------------------------
+
+  /**
+   * Queue bytes for the peer. Writes made during one dispatch (or one turn) go out in one
+   * system call. Returns false once `bufferedBytes` reaches `writeHighWaterMark`: wait for
+   * `onWrite` before writing more.
+   */
+  write(data: string | Uint8Array, encoding: BufferEncoding = 'utf8'): boolean {
+    this.#checkWritable('write');
+    if (typeof data === 'string') {
+      if (data.length === 0) return this.bufferedBytes < this.writeHighWaterMark;
+      if (encoding === 'utf8' || encoding === 'utf-8') this.#enqueue(data, Buffer.byteLength(data));
+      else {
+        if (!ENCODINGS.has(encoding)) throw new TypeError(`write(): unknown encoding ${String(encoding)}`);
+        this.#enqueue(Buffer.from(data, encoding), -1);
+      }
+    } else if (data instanceof Uint8Array) {
+      if (data.length === 0) return this.bufferedBytes < this.writeHighWaterMark;
+      this.#enqueue(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength), -1);
+    } else {
+      throw new TypeError(`write() takes a string, Buffer or Uint8Array, got ${data === null ? 'null' : typeof data}`);
+    }
+    return this.#belowHighWater();
+  }
+
+  /** Pack `values` with the current Struct delimiter, or with an explicit Struct given first, and write them. */
+  writePacked(...values: unknown[]): boolean {
+    let struct: Struct;
+    if (values[0] instanceof Struct) struct = values.shift() as Struct;
+    else if (this.#delimiter instanceof Struct) struct = this.#delimiter;
+    else throw new TypeError('writePacked() needs a Struct readDelimiter, or a Struct as its first argument');
+    return this.write(struct.pack(...(values as StructInput[])));
+  }
+
+  /**
+   * Send a file (a path or an open FileHandle), in order with the writes around it, reading
+   * it in chunks as the socket drains. Resolves with the bytes sent.
+   */
+  writeFile(file: string | FileHandle, options: WriteFileOptions = {}): Promise<number> {
+    this.#checkWritable('writeFile');
+    if (typeof file !== 'string' && (typeof file !== 'object' || file === null || typeof file.read !== 'function')) {
+      throw new TypeError('writeFile() takes a file path or a FileHandle from node:fs/promises');
+    }
+    const offset = options.offset ?? 0;
+    const length = options.length ?? Infinity;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`writeFile offset must be an integer >= 0, got ${offset}`);
+    if (length !== Infinity && (!Number.isSafeInteger(length) || length < 0)) {
+      throw new RangeError(`writeFile length must be an integer >= 0, got ${length}`);
+    }
+    const job: FileJob = { source: file, offset, length, done: Outcome.create<number>() };
+    this.#queue.push(job);
+    this.#queueStrings = false;
+    this.#scheduleFlush();
+    return job.done.outcome;
+  }
+
+  /** Hand everything queued to the OS now, instead of at the end of this dispatch or turn. */
+  flush(): void {
+    this.#flush();
+  }
+
+  /** Half-close: flush, then send FIN; reading goes on until the peer closes. */
+  end(): void {
+    if (this.#endRequested || this.#state === 'closed' || this.#state === 'closing') return;
+    this.#endRequested = true;
+    this.#flush();
+  }
+
+  #checkWritable(what: string): void {
+    if (this.#endRequested || (this.#state !== 'open' && this.#state !== 'connecting' && this.#state !== 'idle')) {
+      throw new ClosedError(`${what}() on ${String(this)} after ${this.#endRequested ? 'end()' : 'close'}`);
+    }
+  }
+
+  #enqueue(data: string | Buffer, byteLength: number): void {
+    this.#queue.push(data);
+    this.#queueBytes += byteLength < 0 ? data.length : byteLength;
+    if (typeof data !== 'string') this.#queueStrings = false;
+    this.#scheduleFlush();
+  }
+
+  #belowHighWater(): boolean {
+    if (this.bufferedBytes < this.writeHighWaterMark) return true;
+    this.#wantDrain = true;
+    return false;
+  }
+
+  #scheduleFlush(): void {
+    if (this.#dispatching || this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    process.nextTick(this.#scheduledFlush);
+  }
+
+  #scheduledFlush = (): void => {
+    this.#flushScheduled = false;
+    this.#flush();
+  };
+
+  /** Hand queued writes to the socket: runs of plain data as one write, files streamed in order. */
+  #flush(): void {
+    const socket = this.#socket;
+    if (socket === null || this.#file !== null || (this.#state !== 'open' && this.#state !== 'closing')) return;
+    while (this.#queue.length > 0) {
+      const queue = this.#queue;
+      const fileAt = this.#queueStrings ? -1 : queue.findIndex(isFileJob);
+      const run = fileAt === -1 ? queue : queue.slice(0, fileAt);
+      if (run.length > 0) this.#writeRun(socket, run as Array<string | Buffer>);
+      if (fileAt === -1) {
+        this.#queue = [];
+        this.#queueBytes = 0;
+        this.#queueStrings = true;
+        break;
+      }
+      const job = queue[fileAt] as FileJob;
+      this.#queue = queue.slice(fileAt + 1);
+      this.#queueBytes = this.#queue.reduce((n, item) => n + (isFileJob(item) ? 0 : Buffer.byteLength(item)), 0);
+      this.#file = job;
+      void this.#sendFile(socket, job);
+      return;
+    }
+    if (this.#endRequested && !socket.writableEnded) socket.end();
+  }
+
+  #writeRun(socket: net.Socket, run: Array<string | Buffer>): void {
+    const callback = this.#wantsWriteSignal() ? this.#afterWrite : undefined;
+    if (run.length === 1) {
+      socket.write(run[0]!, callback);
+    } else if (this.#queueStrings) {
+      socket.write(run.join(''), callback);
+    } else {
+      let bytes = 0;
+      for (const item of run) bytes += typeof item === 'string' ? Buffer.byteLength(item) : item.length;
+      if (bytes <= COALESCE_LIMIT) {
+        socket.write(Buffer.concat(run.map(toBuffer), bytes), callback);
+      } else {
+        // Large runs: writev through cork instead of copying megabytes into one buffer.
+        socket.cork();
+        for (let i = 0; i < run.length; i++) socket.write(run[i]!, i === run.length - 1 ? callback : undefined);
+        socket.uncork();
+      }
+    }
+  }
+
+  /** onWrite costs a callback per write: only ask for one when someone will hear it. */
+  #wantsWriteSignal(): boolean {
+    return this.#wantDrain || this.onWrite !== Stream.prototype.onWrite || this.listenerCount('write') > 0;
+  }
+
+  #afterWrite = (err?: Error | null): void => {
+    if (err || this.#queue.length > 0 || this.#file !== null) return;
+    if ((this.#socket?.writableLength ?? 0) > 0 || this.#state !== 'open') return;
+    this.#wantDrain = false;
+    this._hook('onWrite');
+  };
+
+  async #sendFile(socket: net.Socket, job: FileJob): Promise<void> {
+    let handle: FileHandle | undefined;
+    let sent = 0;
+    try {
+      handle = typeof job.source === 'string' ? await open(job.source, 'r') : job.source;
+      let position = job.offset;
+      while (sent < job.length) {
+        if (this.#state !== 'open' && this.#state !== 'closing') throw new ClosedError(`${String(this)} closed during writeFile()`);
+        const want = Math.min(FILE_CHUNK, job.length - sent);
+        const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(want), 0, want, position);
+        if (bytesRead === 0) break;
+        position += bytesRead;
+        sent += bytesRead;
+        if (!socket.write(bytesRead === want ? buffer : buffer.subarray(0, bytesRead))) await drained(socket);
+      }
+    } catch (err) {
+      if (typeof job.source === 'string') await handle?.close().catch(() => undefined);
+      this.#file = null;
+      job.done.reject(err);
+      if (this.#state === 'open') {
+        this._fail('onWriteError', new WriteError(`writeFile() failed after ${sent} bytes: ${(err as Error).message}`, { cause: err }), job.done.outcome.observed);
+      }
+      return;
+    }
+    if (typeof job.source === 'string') await handle.close().catch(() => undefined);
+    this.#file = null;
+    job.done.resolve(sent);
+    this.#flush();
+    if (this.#queue.length === 0) this.#afterWrite();
+  }
+
+  // ---- closing -----------------------------------------------------------------------------
+
+  /**
+   * Close the channel. With `flush` (default) everything queued is sent, then FIN, and the
+   * channel closes when the peer finishes (bounded by `closeTimeout`). Without, at once.
+   * Resolves after `onClose`.
+   */
+  close(flush = true): Promise<void> {
+    const state = this.#state;
+    if (state === 'closed') return this.#closedOutcome.outcome;
+    if (!flush || state === 'idle' || (state === 'connecting' && this.#queue.length === 0)) {
+      this.#abort();
+      return this.#closedOutcome.outcome;
+    }
+    if (state === 'closing') return this.#closedOutcome.outcome;
+    this.#enterClosing();
+    if (state === 'open') this.#beginGracefulClose();
+    return this.#closedOutcome.outcome;
+  }
+
+  /** Close at once, dropping anything queued; `err`, if given, goes to `onError` first. */
+  destroy(err?: Error): void {
+    if (this.#state === 'closed') return;
+    this.#enterClosing();
+    if (err !== undefined) this._hook('onError', err);
+    this.#abort();
+  }
+
+  /** Resolves once the channel has closed (after `onClose`). */
+  whenClosed(): Promise<void> {
+    return this.#closedOutcome.outcome;
+  }
+
+  #enterClosing(): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.#state = 'closing';
+    this._owner?._streamClosing(this);
+  }
+
+  #beginGracefulClose(): void {
+    const socket = this.#socket!;
+    this.#endRequested = true;
+    this.#flush();
+    // Keep reading (and dropping) so the kernel never answers our FIN with a reset.
+    socket.resume();
+    this.#closeTimer = setTimeout(() => {
+      this.#forced = true;
+      debug('%s: graceful close timed out after %d ms', String(this), this.closeTimeout);
+      socket.destroy();
+    }, this.closeTimeout);
+    this.#closeTimer.unref();
+  }
+
+  #abort(): void {
+    this.#enterClosing();
+    this.#queue = [];
+    this.#queueBytes = 0;
+    if (this.#socket !== null && !this.#socket.destroyed) this.#socket.destroy();
+    else if (this.#socket === null) process.nextTick(() => this.#finalize());
+  }
+
+  #onSocketError = (err: Error & { code?: string; syscall?: string }): void => {
+    const state = this.#state;
+    debug('%s: socket error in state %s: %s', String(this), state, err.message);
+    if (state === 'connecting' || (state === 'closing' && this.#connecting !== null)) {
+      const where = formatAddress(this.#endpoint);
+      const connectErr = new ConnectError(`connect to ${where} failed: ${err.code ?? err.message}`, { cause: err });
+      const connecting = this.#connecting;
+      this.#connecting = null;
+      if (state === 'connecting') this._fail('onConnectError', connectErr, connecting?.outcome.observed);
+      connecting?.reject(connectErr);
+    } else if (state === 'open') {
+      const code = err.code ?? 'unknown';
+      if (err.syscall === 'write' || err.syscall === 'writev' || code === 'EPIPE') {
+        this._fail('onWriteError', new WriteError(`write failed: ${code}`, { cause: err }));
+      } else {
+        this._fail('onReadError', new ReadError(`read failed: ${code}`, { cause: err }));
+      }
+    }
+    // Closing or closed: the user asked to close; the failure changes nothing they can act on.
+  };
+
+  #onSocketClose = (): void => {
+    this.#finalize();
+  };
+
+  #finalize(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    clearTimeout(this.#closeTimer);
+    this.#queue = [];
+    this.#queueBytes = 0;
+    this.engine._unregister(this);
+    const connecting = this.#connecting;
+    this.#connecting = null;
+    connecting?.reject(new ClosedError(`${String(this)} closed before connecting`));
+    this._owner?._streamClosed(this);
+    this._hook('onClose');
+    this.#closedOutcome.resolve();
+  }
+
+  override toString(): string {
+    const where = this.#remote ?? this.#local ?? this.#endpoint;
+    return where === null ? super.toString() : `${super.toString()}(${formatAddress(where)})`;
+  }
+
+  static {
+    // Validating accessors, defined on the prototype so that subclasses may still declare
+    // `readDelimiter = '\n'` as a class field (adopted by #adoptFieldOverrides).
+    Object.defineProperties(Stream.prototype, {
+      readDelimiter: {
+        configurable: true,
+        get(this: Stream) {
+          return this.#delimiter;
+        },
+        set(this: Stream, value: Delimiter) {
+          this.#rb.setDelimiter(compileDelimiter(value, this.#encoding));
+          this.#delimiter = value;
+        },
+      },
+      encoding: {
+        configurable: true,
+        get(this: Stream) {
+          return this.#encoding;
+        },
+        set(this: Stream, value: BufferEncoding | null) {
+          if (value !== null && !ENCODINGS.has(value)) {
+            throw new TypeError(`encoding must be null (Buffers) or a Buffer encoding such as 'utf8', got ${String(value)}`);
+          }
+          this.#encoding = value;
+          this.#decoder = value === null ? null : new StringDecoder(value);
+          // A string delimiter's bytes depend on the encoding.
+          if (typeof this.#delimiter === 'string') this.#rb.setDelimiter(compileDelimiter(this.#delimiter, value));
+        },
+      },
+      bufferSize: {
+        configurable: true,
+        get(this: Stream) {
+          return this.#rb.bufferSize;
+        },
+        set(this: Stream, value: number) {
+          if (!Number.isSafeInteger(value) || value <= 0) {
+            throw new RangeError(`bufferSize must be a positive integer number of bytes, got ${String(value)}`);
+          }
+          this.#rb.bufferSize = value;
+        },
+      },
+    });
+  }
+}
+
+function isFileJob(item: string | Buffer | FileJob): item is FileJob {
+  return typeof item === 'object' && !Buffer.isBuffer(item);
+}
+
+function toBuffer(item: string | Buffer): Buffer {
+  return typeof item === 'string' ? Buffer.from(item) : item;
+}
+
+function drained(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
