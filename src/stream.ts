@@ -321,15 +321,21 @@ export class Stream extends Channel<StreamEvents> {
   }
 
   /**
-   * TypeScript class fields and JS class fields *define* an own property on the instance,
-   * hiding the validating accessor. Move such values back through the accessor.
+   * Class fields (`readDelimiter = '\n'` in a subclass) and prototype assignments
+   * (`MyConn.prototype.encoding = 'utf8'`) create data properties that hide the validating
+   * accessor. Route the nearest such value back through the accessor.
    */
   #adoptFieldOverrides(): void {
     for (const key of ['encoding', 'bufferSize', 'readDelimiter'] as const) {
-      if (Object.hasOwn(this, key)) {
-        const value = this[key];
-        delete (this as Partial<Record<typeof key, unknown>>)[key];
-        (this as Record<typeof key, unknown>)[key] = value;
+      for (let obj: object | null = this; obj !== null && obj !== Stream.prototype; obj = Object.getPrototypeOf(obj)) {
+        const desc = Object.getOwnPropertyDescriptor(obj, key);
+        if (desc === undefined) continue;
+        if ('value' in desc) {
+          if (obj === this) delete (this as Partial<Record<typeof key, unknown>>)[key];
+          Object.defineProperty(this, key, { ...Object.getOwnPropertyDescriptor(Stream.prototype, key), enumerable: false });
+          (this as Record<typeof key, unknown>)[key] = desc.value;
+        }
+        break;
       }
     }
   }
@@ -757,9 +763,10 @@ export class Stream extends Channel<StreamEvents> {
       readDelimiter: {
         configurable: true,
         get(this: Stream) {
-          return this.#delimiter;
+          return #rb in this ? this.#delimiter : null;
         },
         set(this: Stream, value: Delimiter) {
+          if (!(#rb in this)) return definePlain(this, 'readDelimiter', value);
           this.#rb.setDelimiter(compileDelimiter(value, this.#encoding));
           this.#delimiter = value;
         },
@@ -767,9 +774,10 @@ export class Stream extends Channel<StreamEvents> {
       encoding: {
         configurable: true,
         get(this: Stream) {
-          return this.#encoding;
+          return #rb in this ? this.#encoding : null;
         },
         set(this: Stream, value: BufferEncoding | null) {
+          if (!(#rb in this)) return definePlain(this, 'encoding', value);
           if (value !== null && !ENCODINGS.has(value)) {
             throw new TypeError(`encoding must be null (Buffers) or a Buffer encoding such as 'utf8', got ${String(value)}`);
           }
@@ -782,9 +790,10 @@ export class Stream extends Channel<StreamEvents> {
       bufferSize: {
         configurable: true,
         get(this: Stream) {
-          return this.#rb.bufferSize;
+          return #rb in this ? this.#rb.bufferSize : undefined;
         },
         set(this: Stream, value: number) {
+          if (!(#rb in this)) return definePlain(this, 'bufferSize', value);
           if (!Number.isSafeInteger(value) || value <= 0) {
             throw new RangeError(`bufferSize must be a positive integer number of bytes, got ${String(value)}`);
           }
@@ -793,6 +802,11 @@ export class Stream extends Channel<StreamEvents> {
       },
     });
   }
+}
+
+/** An assignment on a prototype: keep it as a plain default that instances adopt. */
+function definePlain(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable: true });
 }
 
 function isFileJob(item: string | Buffer | FileJob): item is FileJob {
