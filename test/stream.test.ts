@@ -1,8 +1,10 @@
+import path from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Client, Connection, Server, Struct, type Engine } from '../src/index.js';
 import { ConnectError, HookError, OverflowError, TruncatedFrameError } from '../src/errors.js';
 import type { Delimiter } from '../src/framing.js';
-import { Peer, deferred, portOf, pseudoRandomBytes, python, sha256, testEngine } from './helpers.js';
+import { Peer, deferred, portOf, pseudoRandomBytes, python, sha256, tempDir, testEngine } from './helpers.js';
 
 /** Start a server on 127.0.0.1:0 with the given connection class. */
 async function serve<C extends Connection>(engine: Engine, Conn: new (o?: object) => C, options: object = {}): Promise<{ server: Server<C>; port: number }> {
@@ -357,6 +359,44 @@ describe('writes', () => {
     await client.close();
     await r.closed;
     expect(sha256(Buffer.concat(chunks))).toBe(sha256(payload));
+  });
+
+  it('writeFile sends a file in order with the writes around it, honouring offset and length', async () => {
+    const engine = testEngine();
+    const dir = tempDir();
+    const file = path.join(dir, 'data.bin');
+    const content = pseudoRandomBytes(300_000, 3);
+    writeFileSync(file, content);
+    const sent = deferred<number[]>();
+    class Files extends Connection {
+      override onConnect() {
+        this.write('<');
+        const whole = this.writeFile(file);
+        this.write('|');
+        const part = this.writeFile(file, { offset: 1000, length: 5000 });
+        this.write('>');
+        void Promise.all([whole, part]).then(sent.resolve);
+        void this.close();
+      }
+    }
+    const { port } = await serve(engine, Files);
+    const peer = new Peer(port);
+    await peer.until(() => peer.ended, 'end');
+    expect(await sent.promise).toEqual([300_000, 5000]);
+    const expected = Buffer.concat([Buffer.from('<'), content, Buffer.from('|'), content.subarray(1000, 6000), Buffer.from('>')]);
+    expect(sha256(peer.received)).toBe(sha256(expected));
+  });
+
+  it('writeFile of a missing file rejects and reaches onWriteError with the system code', async () => {
+    const engine = testEngine();
+    const { port } = await serve(engine, Connection);
+    const client = new Client({ engine });
+    const seen = deferred<Error>();
+    client.on('writeError', seen.resolve);
+    await client.connect(['127.0.0.1', port]);
+    const err = await client.writeFile(path.join(tempDir(), 'missing')).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('ENOENT');
+    expect(await seen.promise).toMatchObject({ code: 'ERR_TREWS_WRITE', systemCode: 'ENOENT' });
   });
 
   it('write() rejects bad input with a TypeError naming what it takes', async () => {
