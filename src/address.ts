@@ -63,6 +63,7 @@ export function parseAddress(input: AddressInput): Endpoint {
   if (typeof input === 'number') return { kind: 'inet', host: undefined, port: checkPort(input, input) };
   if (typeof input === 'string') {
     if (input.length === 0) throw new TypeError(`empty address: expected ${ACCEPTED}`);
+    if (input.startsWith('\0')) return { kind: 'unix', path: input };
     const m = V6_PORT.exec(input) ?? HOST_PORT.exec(input);
     if (m) return { kind: 'inet', host: m[1], port: checkPort(Number(m[2]), input) };
     return { kind: 'unix', path: input };

@@ -137,11 +137,11 @@ export class Engine extends EventEmitter<EngineEvents> {
     checkDelay('defer', ms);
     const timer = new Timer('defer');
     if (this.virtual) return this.#virtualTimer(timer, ms, 0, fn, args);
-    const handle = setTimeout(() => {
+    const handle = longTimeout(ms, () => {
       this.#retire(timer);
       this.#fire(timer, fn, args);
-    }, ms);
-    return this.#track(timer, () => clearTimeout(handle));
+    });
+    return this.#track(timer, handle.clear);
   }
 
   /** Run `fn(...args)` every `ms` milliseconds until cancelled. */
@@ -149,8 +149,19 @@ export class Engine extends EventEmitter<EngineEvents> {
     checkDelay('cycle', ms);
     const timer = new Timer('cycle');
     if (this.virtual) return this.#virtualTimer(timer, ms, ms, fn, args);
-    const handle = setInterval(() => this.#fire(timer, fn, args), ms);
-    return this.#track(timer, () => clearInterval(handle));
+    if (ms <= MAX_DELAY) {
+      const handle = setInterval(() => this.#fire(timer, fn, args), ms);
+      return this.#track(timer, () => clearInterval(handle));
+    }
+    let handle: { clear(): void };
+    const next = () => {
+      handle = longTimeout(ms, () => {
+        this.#fire(timer, fn, args);
+        if (timer.active) next();
+      });
+    };
+    next();
+    return this.#track(timer, () => handle.clear());
   }
 
   /**
@@ -290,6 +301,20 @@ export class Engine extends EventEmitter<EngineEvents> {
     running?.resolve();
     return { forced };
   }
+}
+
+/** Node clamps longer delays to 1 ms (TimeoutOverflowWarning). */
+const MAX_DELAY = 2 ** 31 - 1;
+
+/** setTimeout for any delay: longer ones are re-armed in steps of at most MAX_DELAY. */
+function longTimeout(ms: number, fn: () => void): { clear(): void } {
+  const due = performance.now() + ms;
+  let handle: NodeJS.Timeout;
+  const arm = (left: number) => {
+    handle = setTimeout(left > MAX_DELAY ? () => arm(due - performance.now()) : fn, Math.min(left, MAX_DELAY));
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(handle) };
 }
 
 function checkDelay(name: string, ms: number): void {

@@ -16,7 +16,7 @@ export type CompiledDelimiter =
   | { readonly kind: 'bytes'; readonly bytes: Buffer }
   | { readonly kind: 'count'; readonly size: number }
   | { readonly kind: 'struct'; readonly size: number; readonly struct: Struct }
-  | { readonly kind: 'regex'; readonly search: RegExp; readonly sticky: boolean };
+  | { readonly kind: 'regex'; readonly search: RegExp; readonly sticky: boolean; readonly extend: RegExp };
 
 export const CHUNKS: CompiledDelimiter = { kind: 'chunk' };
 
@@ -49,8 +49,13 @@ export function compileDelimiter(value: Delimiter, encoding: BufferEncoding | nu
     // A private copy with only the flags we drive: the user's regex keeps no hidden state
     // (lastIndex) between frames, and 'g'/'y' on theirs change nothing but stickiness.
     const sticky = value.sticky;
-    const flags = value.flags.replace(/[gy]/g, '') + (sticky ? 'y' : 'g');
-    return { kind: 'regex', search: new RegExp(value.source, flags), sticky };
+    const base = value.flags.replace(/[gy]/g, '');
+    return {
+      kind: 'regex',
+      search: new RegExp(value.source, base + (sticky ? 'y' : 'g')),
+      sticky,
+      extend: new RegExp(value.source, `${base}y`),
+    };
   }
   if (value instanceof Struct) return { kind: 'struct', size: value.size, struct: value };
   throw new TypeError(`invalid readDelimiter ${describe(value)}: expected ${ACCEPTED}`);
@@ -90,6 +95,8 @@ export class ReadBuffer {
   #skip = 0;
   /** latin1 view of the buffered bytes, kept only while a RegExp delimiter is in use. */
   #text: string | null = null;
+  /** A non-sticky RegExp match that ended at the end of the data: more bytes may extend it. */
+  #openMatch: string | null = null;
 
   constructor(bufferSize = 65536) {
     this.bufferSize = bufferSize;
@@ -104,6 +111,7 @@ export class ReadBuffer {
     if (delimiter === this.#delimiter) return;
     this.#delimiter = delimiter;
     this.#text = null;
+    this.#openMatch = null;
     this.#resetScan();
   }
 
@@ -122,7 +130,7 @@ export class ReadBuffer {
     this.overflow = 0;
     this.match = null;
     if (this.length === 0) return null;
-    if (this.#skip !== 0 && !this.#skipOversized()) return null;
+    if (this.#skip !== 0 && (!this.#skipOversized() || this.length === 0)) return null;
     const d = this.#delimiter;
     switch (d.kind) {
       case 'chunk':
@@ -133,6 +141,7 @@ export class ReadBuffer {
       case 'struct':
         return this.#nextCount(d.size);
       case 'regex':
+        if (this.#openMatch !== null && !this.#extendOpenMatch(d.extend)) return null;
         return this.#nextRegex(d.search, d.sticky);
     }
   }
@@ -215,10 +224,32 @@ export class ReadBuffer {
       }
       const frame = this.#take(m.index);
       this.#consume(len);
+      // Delivered now (a request must not wait for more bytes), but remembered: with
+      // /\r\n|\r|\n/, a '\r' ending this chunk may be the start of a '\r\n'.
+      if (len > 0 && m.index + len === text.length) this.#openMatch = m[0];
       return frame;
     }
     if (this.length > this.bufferSize) this.#overflowed(this.length, this.length);
     return null;
+  }
+
+  /**
+   * New bytes arrived after a match that ended at the end of the data: if the match
+   * continues into them, consume the continuation as part of that delimiter. False when
+   * every byte was consumed that way.
+   */
+  #extendOpenMatch(extend: RegExp): boolean {
+    const open = this.#openMatch!;
+    this.#openMatch = null;
+    this.#text ??= this.#latin1();
+    extend.lastIndex = 0;
+    const m = extend.exec(open + this.#text);
+    if (m === null || m[0].length <= open.length) return true;
+    const extra = m[0].length - open.length;
+    const reachesEnd = extra === this.length;
+    this.#consume(extra);
+    if (reachesEnd) this.#openMatch = m[0];
+    return !reachesEnd;
   }
 
   #latin1(): string {
