@@ -5,6 +5,7 @@ export { StreamServer, type StreamServerOptions, type StreamServerEvents, type L
 export { Server } from './server.js';
 export { Connection } from './connection.js';
 export { Client } from './client.js';
+export { type TLSClientOptions, type TLSServerOptions } from './tls.js';
 export { Struct, type StructValue, type StructInput } from './struct.js';
 export { ReadBuffer, compileDelimiter, type Delimiter } from './framing.js';
 export {

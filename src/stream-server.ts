@@ -11,6 +11,7 @@ import { formatAddress, parseAddress, toAddress, type Address, type AddressInput
 import { ListenError, StateError } from './errors.js';
 import { Connection } from './connection.js';
 import { Stream, type StreamOptions, type StreamOwner } from './stream.js';
+import { prepareServerTLS, type ServerTLS, type TLSServerOptions } from './tls.js';
 
 export type StreamClass<C extends Stream> = new (options?: StreamOptions) => C;
 
@@ -19,6 +20,8 @@ export interface StreamServerOptions extends ChannelOptions {
   connectionOptions?: Omit<StreamOptions, 'engine'>;
   /** Refuse (close at once) connections beyond this many open ones (default Infinity). */
   maxConnections?: number;
+  /** Serve TLS: `{ key, cert }` (PEM) and any tls.createSecureContext options. */
+  tls?: TLSServerOptions;
 }
 
 export interface ListenOptions {
@@ -44,6 +47,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   /** Connections beyond this many open ones are closed as soon as they are accepted. */
   maxConnections: number;
   readonly connectionOptions: Omit<StreamOptions, 'engine'>;
+  readonly #tls: ServerTLS | null;
 
   #state: State = 'idle';
   #server: net.Server | null = null;
@@ -68,6 +72,12 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     this.ConnectionClass = ctor as StreamClass<C>;
     this.maxConnections = options.maxConnections ?? Infinity;
     this.connectionOptions = options.connectionOptions ?? {};
+    this.#tls = options.tls === undefined ? null : prepareServerTLS(options.tls);
+  }
+
+  /** True if this server speaks TLS. */
+  get encrypted(): boolean {
+    return this.#tls !== null;
   }
 
   get closed(): boolean {
@@ -93,7 +103,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   /** The server is listening. */
   onListen(): void {}
 
-  /** A connection was accepted; runs after that connection's `onConnect`. */
+  /** A connection was accepted (with TLS: and handshaken); runs after that connection's `onConnect`. */
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   onAccept(connection: C): void {}
 
@@ -200,8 +210,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
       connection.destroy(err as Error);
       return;
     }
-    connection._accepted();
-    if (connection.connected) this._hook('onAccept', connection);
+    connection._accepted(this.#tls, () => this._hook('onAccept', connection));
   };
 
   // ---- connections -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
  * half-close that never loses a reply, and a graceful close with a bound.
  */
 import net from 'node:net';
+import type tls from 'node:tls';
 import { open, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from './channel.js';
@@ -14,12 +15,22 @@ import {
   OverflowError,
   ReadError,
   StateError,
+  TLSError,
   TruncatedFrameError,
   WriteError,
-  type TLSError,
 } from './errors.js';
 import { ReadBuffer, compileDelimiter, type Delimiter } from './framing.js';
 import { Struct, type StructInput } from './struct.js';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  clientCertificateError,
+  prepareServerTLS,
+  wrapClient,
+  wrapServer,
+  type ServerTLS,
+  type TLSClientOptions,
+  type TLSServerOptions,
+} from './tls.js';
 
 export interface StreamOptions extends ChannelOptions {
   /** How incoming bytes are cut into messages (default null: each chunk as it arrives). */
@@ -36,6 +47,8 @@ export interface StreamOptions extends ChannelOptions {
   writeHighWaterMark?: number;
   /** Disable Nagle's algorithm (default true: trews already coalesces writes). */
   noDelay?: boolean;
+  /** TLS client options used by `connect()` when it is not given its own `tls` option. */
+  tls?: TLSClientOptions | boolean;
 }
 
 export interface ConnectOptions {
@@ -45,6 +58,8 @@ export interface ConnectOptions {
   localAddress?: string;
   /** Resolve the host name to this IP family only (TCP). */
   family?: 4 | 6;
+  /** Connect with TLS: `true` for the defaults (verify the certificate and host name), or tls.connect options. */
+  tls?: TLSClientOptions | boolean;
 }
 
 export interface WriteFileOptions {
@@ -99,6 +114,8 @@ export class Stream extends Channel<StreamEvents> {
   closeTimeout: number;
   writeHighWaterMark: number;
   readonly noDelay: boolean;
+  /** TLS client options for `connect()` (overridden by its own `tls` option). */
+  tls: TLSClientOptions | boolean | undefined;
 
   /** @internal */ _owner: StreamOwner | null = null;
 
@@ -123,6 +140,13 @@ export class Stream extends Channel<StreamEvents> {
   #wantDrain = false;
   #closeTimer: NodeJS.Timeout | undefined;
   #connecting: ReturnType<typeof Outcome.create<void>> | null = null;
+  #upgrading: ReturnType<typeof Outcome.create<void>> | null = null;
+  #readyTimer: NodeJS.Timeout | undefined;
+  #onReady: (() => void) | null = null;
+  #accepted = false;
+  #clientTLS: TLSClientOptions | null = null;
+  #secure = false;
+  #handshaking = false;
   readonly #closedOutcome = Outcome.create<void>();
   #forced = false;
 
@@ -132,6 +156,7 @@ export class Stream extends Channel<StreamEvents> {
     this.closeTimeout = options.closeTimeout ?? 10_000;
     this.writeHighWaterMark = options.writeHighWaterMark ?? 65536;
     this.noDelay = options.noDelay ?? true;
+    this.tls = options.tls;
     if (options.encoding !== undefined) this.encoding = options.encoding;
     if (options.bufferSize !== undefined) this.bufferSize = options.bufferSize;
     if (options.readDelimiter !== undefined) this.readDelimiter = options.readDelimiter;
@@ -227,7 +252,10 @@ export class Stream extends Channel<StreamEvents> {
 
   // ---- connecting --------------------------------------------------------------------------
 
-  /** Connect to a TCP address or Unix path. Resolves after `onConnect`; rejects with the error `onConnectError` saw. */
+  /**
+   * Connect to a TCP address or Unix path (with `{ tls }`: then handshake). Resolves after
+   * `onConnect`; rejects with the error `onConnectError` (or `onTLSError`) saw.
+   */
   connect(address: AddressInput, options: ConnectOptions = {}): Promise<void> {
     if (this.#state !== 'idle') throw new StateError(`connect() needs a new ${this.constructor.name}; ${String(this)} is ${this.#state}`);
     const endpoint = parseAddress(address);
@@ -235,8 +263,9 @@ export class Stream extends Channel<StreamEvents> {
     if (timeout !== undefined && !(timeout > 0 && Number.isFinite(timeout))) {
       throw new RangeError(`connect timeout must be a finite number of ms > 0, got ${String(timeout)}`);
     }
+    const tlsOptions = options.tls ?? this.tls;
+    this.#clientTLS = tlsOptions === undefined || tlsOptions === false ? null : tlsOptions === true ? {} : tlsOptions;
     this.#endpoint = endpoint;
-    this.#state = 'connecting';
     this.#connecting = Outcome.create<void>();
     const socket =
       endpoint.kind === 'unix'
@@ -249,11 +278,10 @@ export class Stream extends Channel<StreamEvents> {
             ...(options.family !== undefined && { family: options.family }),
           });
     if (timeout !== undefined) {
-      socket.setTimeout(timeout, () => {
-        if (this.#state !== 'connecting') return;
+      this.#readyTimer = setTimeout(() => {
         const err = Object.assign(new Error(`connect timed out after ${timeout} ms`), { code: 'ETIMEDOUT', syscall: 'connect' });
-        socket.destroy(err);
-      });
+        this.#socket?.destroy(err);
+      }, timeout);
     }
     try {
       this._attach(socket);
@@ -261,63 +289,149 @@ export class Stream extends Channel<StreamEvents> {
       socket.destroy();
       throw err;
     }
+    socket.once('connect', this.#onConnected);
     return this.#connecting.outcome;
   }
 
   /** @internal wire a socket (connecting, or accepted by a server) into this stream. */
   _attach(socket: net.Socket, unixPath?: string): void {
     this.#adoptFieldOverrides();
+    this.#listenTo(socket);
+    this.#state = 'connecting';
+    if (!socket.connecting) {
+      this.#accepted = true;
+      if (unixPath !== undefined) this.#endpoint = { kind: 'unix', path: unixPath };
+      this.#recordAddresses();
+    }
+  }
+
+  /**
+   * @internal server side: the connection was accepted. With TLS, handshake first; then
+   * `onConnect`, then `onReady` (the server's `onAccept`).
+   */
+  _accepted(tls: ServerTLS | null, onReady: () => void): void {
+    this.#onReady = onReady;
+    if (tls === null) this.#ready();
+    else this.#wrap(wrapServer(this.#socket!, tls), tls.options);
+  }
+
+  #listenTo(socket: net.Socket): void {
     this.#socket = socket;
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onSocketError);
     socket.on('close', this.#onSocketClose);
-    if (socket.connecting) {
-      this.#state = 'connecting';
-      socket.once('connect', this.#onConnected);
-    } else {
-      if (unixPath !== undefined) this.#endpoint = { kind: 'unix', path: unixPath };
-      this.#opened(true);
-    }
   }
 
   #onConnected = (): void => {
-    const socket = this.#socket!;
-    socket.setTimeout(0);
+    this.#recordAddresses();
+    if (this.#clientTLS === null) this.#ready();
+    else this.#wrap(wrapClient(this.#socket!, this.#clientTLS, this.#endpoint), this.#clientTLS);
+  };
+
+  /** Connected (and, with TLS, handshaken): open the channel. */
+  #ready(): void {
+    clearTimeout(this.#readyTimer);
+    const connecting = this.#connecting;
+    this.#connecting = null;
     if (this.#state === 'closing') {
       // close() was called while connecting with writes queued: send them, then close.
-      this.#opened(false);
-      this.#connecting?.reject(new ClosedError(`${String(this)} was closed while connecting`));
+      connecting?.reject(new ClosedError(`${String(this)} was closed while connecting`));
       this.#beginGracefulClose();
       return;
     }
-    this.#opened(false);
-    const connecting = this.#connecting;
-    this.#connecting = null;
+    this.#state = 'open';
     this._hook('onConnect');
     connecting?.resolve();
     this.#flush();
-  };
-
-  /** Record addresses (readable until and inside onClose) and enter the open state. */
-  #opened(accepted: boolean): void {
-    const socket = this.#socket!;
-    if (this.noDelay && this.#endpoint?.kind !== 'unix') socket.setNoDelay(true);
-    if (this.#endpoint?.kind === 'unix') {
-      const path = this.#endpoint.path;
-      this.#local = accepted ? path : null;
-      this.#remote = accepted ? null : path;
-    } else {
-      this.#local = toAddress({ address: socket.localAddress, port: socket.localPort, family: socket.localFamily });
-      this.#remote = toAddress({ address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily });
-    }
-    if (this.#state !== 'closing') this.#state = 'open';
+    const onReady = this.#onReady;
+    this.#onReady = null;
+    if (onReady !== null && this.#state === 'open') onReady();
   }
 
-  /** @internal server side: the connection was accepted; call onConnect. */
-  _accepted(): void {
-    this._hook('onConnect');
+  /** Record addresses once connected: they stay readable until and inside onClose. */
+  #recordAddresses(): void {
+    const socket = this.#socket!;
+    if (this.#endpoint?.kind === 'unix') {
+      const path = this.#endpoint.path;
+      this.#local = this.#accepted ? path : null;
+      this.#remote = this.#accepted ? null : path;
+      return;
+    }
+    if (this.noDelay) socket.setNoDelay(true);
+    this.#local = toAddress({ address: socket.localAddress, port: socket.localPort, family: socket.localFamily });
+    this.#remote = toAddress({ address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily });
+  }
+
+  // ---- TLS ---------------------------------------------------------------------------------
+
+  /**
+   * Upgrade this connected stream to TLS at a frame boundary (STARTTLS). Bytes written before
+   * the call go out in plain text first; bytes received but not yet delivered go to the TLS
+   * layer. An accepted connection is the TLS server (give `{ key, cert }`), a client the TLS
+   * client. Resolves after `onTLSHandshake`; rejects with the error `onTLSError` saw.
+   */
+  startTLS(options: TLSClientOptions | TLSServerOptions = {}): Promise<void> {
+    if (this.#state !== 'open') throw new ClosedError(`startTLS() needs an open stream; ${String(this)} is ${this.#state}`);
+    if (this.#secure) throw new StateError(`startTLS() on ${String(this)}: TLS is already active`);
+    const server = this.#accepted ? prepareServerTLS(options as TLSServerOptions) : null;
+    this.#secure = true;
     this.#flush();
+    this.#handshaking = true;
+    const raw = this.#socket!;
+    raw.pause();
+    raw.off('data', this.#onData);
+    const undelivered = this.#rb.length > 0 ? this.#rb.drain() : null;
+    this.#upgrading = Outcome.create<void>();
+    const upgrade = () => {
+      if (this.#state !== 'open' && this.#state !== 'closing') return;
+      // Node feeds bytes left in the wrapped socket's buffer to the TLS layer (initRead).
+      if (undelivered !== null) raw.unshift(undelivered);
+      if (server !== null) this.#wrap(wrapServer(raw, server), server.options);
+      else this.#wrap(wrapClient(raw, options as TLSClientOptions, this.#endpoint), options);
+    };
+    // Plain bytes still queued in the socket must reach the wire before TLS takes it over.
+    if (raw.writableLength === 0) upgrade();
+    else raw.once('drain', upgrade);
+    return this.#upgrading.outcome;
+  }
+
+  /** True once TLS is in use (from the start, or after `startTLS`). */
+  get encrypted(): boolean {
+    return this.#secure;
+  }
+
+  #wrap(secure: tls.TLSSocket, options: TLSClientOptions | TLSServerOptions): void {
+    const raw = this.#socket!;
+    raw.off('data', this.#onData);
+    raw.off('end', this.#onEnd);
+    raw.off('error', this.#onSocketError);
+    raw.off('close', this.#onSocketClose);
+    raw.on('error', ignore);
+    this.#secure = true;
+    this.#handshaking = true;
+    this.#listenTo(secure);
+    const limit = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+    const timer = setTimeout(() => {
+      secure.destroy(Object.assign(new Error(`TLS handshake timed out after ${limit} ms`), { code: 'ETIMEDOUT' }));
+    }, limit);
+    timer.unref();
+    secure.once(this.#accepted ? 'secure' : 'secureConnect', () => {
+      clearTimeout(timer);
+      const refused = this.#accepted ? clientCertificateError(secure, options as TLSServerOptions) : null;
+      if (refused !== null) {
+        secure.destroy(refused);
+        return;
+      }
+      this.#handshaking = false;
+      this._hook('onTLSHandshake');
+      const upgrading = this.#upgrading;
+      this.#upgrading = null;
+      if (this.#state === 'connecting') this.#ready();
+      else this.#flush();
+      upgrading?.resolve();
+    });
+    secure.once('close', () => clearTimeout(timer));
   }
 
   /**
@@ -565,7 +679,7 @@ export class Stream extends Channel<StreamEvents> {
   /** Hand queued writes to the socket: runs of plain data as one write, files streamed in order. */
   #flush(): void {
     const socket = this.#socket;
-    if (socket === null || this.#file !== null || (this.#state !== 'open' && this.#state !== 'closing')) return;
+    if (socket === null || this.#file !== null || this.#handshaking || (this.#state !== 'open' && this.#state !== 'closing')) return;
     while (this.#queue.length > 0) {
       const queue = this.#queue;
       const fileAt = this.#queueStrings ? -1 : queue.findIndex(isFileJob);
@@ -714,7 +828,15 @@ export class Stream extends Channel<StreamEvents> {
   #onSocketError = (err: Error & { code?: string; syscall?: string }): void => {
     const state = this.#state;
     debug('%s: socket error in state %s: %s', String(this), state, err.message);
-    if (state === 'connecting' || (state === 'closing' && this.#connecting !== null)) {
+    if (this.#handshaking && state !== 'closed') {
+      this.#handshaking = false;
+      const tlsErr = new TLSError(`TLS handshake with ${formatAddress(this.#remote ?? this.#endpoint)} failed: ${err.code ?? err.message}`, { cause: err });
+      const pending = this.#connecting ?? this.#upgrading;
+      this.#connecting = null;
+      this.#upgrading = null;
+      if (state !== 'closing') this._fail('onTLSError', tlsErr, pending?.outcome.observed);
+      pending?.reject(tlsErr);
+    } else if (state === 'connecting' || (state === 'closing' && this.#connecting !== null)) {
       const where = formatAddress(this.#endpoint);
       const connectErr = new ConnectError(`connect to ${where} failed: ${err.code ?? err.message}`, { cause: err });
       const connecting = this.#connecting;
@@ -743,9 +865,11 @@ export class Stream extends Channel<StreamEvents> {
     this.#queue = [];
     this.#queueBytes = 0;
     this.engine._unregister(this);
-    const connecting = this.#connecting;
+    clearTimeout(this.#readyTimer);
+    const pending = this.#connecting ?? this.#upgrading;
     this.#connecting = null;
-    connecting?.reject(new ClosedError(`${String(this)} closed before connecting`));
+    this.#upgrading = null;
+    pending?.reject(new ClosedError(`${String(this)} closed before ${this.#handshaking ? 'the TLS handshake completed' : 'connecting'}`));
     this._owner?._streamClosed(this);
     this._hook('onClose');
     this.#closedOutcome.resolve();
@@ -808,6 +932,8 @@ export class Stream extends Channel<StreamEvents> {
 function definePlain(target: object, key: string, value: unknown): void {
   Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable: true });
 }
+
+function ignore(): void {}
 
 function isFileJob(item: string | Buffer | FileJob): item is FileJob {
   return typeof item === 'object' && !Buffer.isBuffer(item);
