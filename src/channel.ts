@@ -20,9 +20,10 @@ export interface ChannelEvents {
 
 let lastId = 0;
 
-/** Event name of a hook: `onConnectError` -> `connectError`. */
+/** Event name of a hook: `onConnectError` -> `connectError`, `onTLSError` -> `tlsError`. */
 export function eventOf(hook: string): string {
-  return hook.charAt(2).toLowerCase() + hook.slice(3);
+  const name = hook.slice(2);
+  return name.startsWith('TLS') ? `tls${name.slice(3)}` : name.charAt(0).toLowerCase() + name.slice(1);
 }
 
 const noop = () => {};
