@@ -75,8 +75,13 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
   /** True once the channel has fully closed (after `onClose`). */
   abstract get closed(): boolean;
 
+  /** True if closing this channel gracefully ran out of time and it was closed by force. */
+  get forced(): boolean {
+    return false;
+  }
+
   /** Close the channel; `flush` (default true) sends what is queued first. */
-  abstract close(flush?: boolean): Promise<void>;
+  abstract close(flush?: boolean): Promise<unknown>;
 
   /** Close at once, dropping anything queued; `err` goes to `onError` first. */
   abstract destroy(err?: Error): void;

@@ -279,27 +279,29 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /**
    * Cancel every timer and close every channel gracefully; channels still open after
-   * `stopTimeout` ms are destroyed. Resolves when all are closed, with the count forced.
+   * `stopTimeout` ms are destroyed. Resolves when all are closed, with how many closes were
+   * forced (by `stopTimeout` or by a channel's own close bound).
    */
   async stop(): Promise<{ forced: number }> {
     for (const timer of [...this.#timers]) timer.cancel();
     const channels = [...this.#channels];
     const closing = channels.map((channel) => channel.close().catch(() => undefined));
-    let forced = 0;
+    const forced = new Set<AnyChannel>();
     const bound = setTimeout(() => {
       for (const channel of channels) {
         if (!channel.closed) {
-          forced++;
+          forced.add(channel);
           channel.destroy();
         }
       }
     }, this.stopTimeout);
     await Promise.all(closing);
     clearTimeout(bound);
+    for (const channel of channels) if (channel.forced) forced.add(channel);
     const running = this.#running;
     this.#running = undefined;
     running?.resolve();
-    return { forced };
+    return { forced: forced.size };
   }
 }
 

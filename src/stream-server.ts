@@ -10,7 +10,7 @@ import { debug } from './engine.js';
 import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from './address.js';
 import { ListenError, StateError } from './errors.js';
 import { Connection } from './connection.js';
-import { Stream, type StreamOptions, type StreamOwner } from './stream.js';
+import { Stream, type CloseOptions, type StreamOptions, type StreamOwner } from './stream.js';
 import { prepareServerTLS, type ServerTLS, type TLSServerOptions } from './tls.js';
 
 export type StreamClass<C extends Stream> = new (options?: StreamOptions) => C;
@@ -57,7 +57,8 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   readonly #open = new Set<C>();
   readonly #live = new Set<C>();
   #listenClosed = true;
-  readonly #closedOutcome = Outcome.create<void>();
+  readonly #closedOutcome = Outcome.create<{ forced: number }>();
+  #forced = 0;
 
   constructor(ConnectionClass?: StreamClass<C> | StreamServerOptions, options: StreamServerOptions = {}) {
     if (typeof ConnectionClass === 'object') {
@@ -239,6 +240,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
 
   /** @internal */
   _streamClosed(stream: Stream): void {
+    if (this.#state === 'closing' && stream.forced) this.#forced++;
     this.#open.delete(stream as C);
     this.#live.delete(stream as C);
     this.#maybeFinalize();
@@ -247,10 +249,12 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   // ---- closing -----------------------------------------------------------------------------
 
   /**
-   * Stop listening and close every connection (flushing, unless `flush` is false). Resolves
-   * after `onClose`, once every connection has closed.
+   * Stop listening and close every connection (flushing, unless `flush` is false; each close
+   * bounded by `timeout`, default the connection's `closeTimeout`). Resolves after `onClose`,
+   * once every connection has closed, with how many closes had to be forced.
    */
-  close(flush = true): Promise<void> {
+  close(options: boolean | CloseOptions = true): Promise<{ forced: number }> {
+    const flush = typeof options === 'boolean' ? options : (options.flush ?? true);
     if (this.#state === 'closed' || this.#state === 'closing') {
       if (!flush) for (const connection of [...this.#live]) void connection.close(false);
       return this.#closedOutcome.outcome;
@@ -262,7 +266,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
       return this.#closedOutcome.outcome;
     }
     this.#server?.close();
-    for (const connection of [...this.#live]) void connection.close(flush);
+    for (const connection of [...this.#live]) void connection.close(options);
     this.#maybeFinalize();
     return this.#closedOutcome.outcome;
   }
@@ -274,7 +278,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   }
 
   /** Resolves once the server and all its connections have closed. */
-  whenClosed(): Promise<void> {
+  whenClosed(): Promise<{ forced: number }> {
     return this.#closedOutcome.outcome;
   }
 
@@ -292,7 +296,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     this.#state = 'closed';
     this.engine._unregister(this);
     this._hook('onClose');
-    this.#closedOutcome.resolve();
+    this.#closedOutcome.resolve({ forced: this.#forced });
   }
 
   override toString(): string {

@@ -7,7 +7,7 @@ import type tls from 'node:tls';
 import { open, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from './channel.js';
-import { debug } from './engine.js';
+import { debug, type Timer } from './engine.js';
 import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from './address.js';
 import {
   ClosedError,
@@ -43,6 +43,10 @@ export interface StreamOptions extends ChannelOptions {
   allowHalfOpen?: boolean;
   /** How long a graceful close waits for the peer to finish before forcing it (ms, default 10000). */
   closeTimeout?: number;
+  /** Call `onTimeout('idle')` after this many ms with no bytes read or written (0: never, the default). */
+  idleTimeout?: number;
+  /** Call `onTimeout('read')` after this many ms with no bytes read (0: never, the default). */
+  readTimeout?: number;
   /** `write()` returns false once this many bytes are buffered (default 65536). */
   writeHighWaterMark?: number;
   /** Disable Nagle's algorithm (default true: trews already coalesces writes). */
@@ -62,6 +66,13 @@ export interface ConnectOptions {
   tls?: TLSClientOptions | boolean;
 }
 
+export interface CloseOptions {
+  /** Send what is queued, then FIN, and wait for the peer (default true). */
+  flush?: boolean;
+  /** Force the close after this many ms (default: the channel's `closeTimeout`). */
+  timeout?: number;
+}
+
 export interface WriteFileOptions {
   /** Byte offset in the file to start from (default 0). */
   offset?: number;
@@ -76,6 +87,7 @@ export interface StreamEvents extends ChannelEvents {
   write: [];
   end: [];
   tlsHandshake: [];
+  timeout: [kind: 'idle' | 'read'];
   connectError: [err: ConnectError];
   readError: [err: ReadError];
   writeError: [err: WriteError];
@@ -138,7 +150,13 @@ export class Stream extends Channel<StreamEvents> {
   #flushScheduled = false;
   #file: FileJob | null = null;
   #wantDrain = false;
-  #closeTimer: NodeJS.Timeout | undefined;
+  #closeTimer: Timer | null = null;
+  #idleTimeout = 0;
+  #readTimeout = 0;
+  #lastRead = 0;
+  #lastActivity = 0;
+  #timeoutTimer: Timer | null = null;
+  #closeBound = 0;
   #connecting: ReturnType<typeof Outcome.create<void>> | null = null;
   #upgrading: ReturnType<typeof Outcome.create<void>> | null = null;
   #readyTimer: NodeJS.Timeout | undefined;
@@ -154,6 +172,8 @@ export class Stream extends Channel<StreamEvents> {
     super(options);
     this.allowHalfOpen = options.allowHalfOpen ?? false;
     this.closeTimeout = options.closeTimeout ?? 10_000;
+    if (options.idleTimeout !== undefined) this.idleTimeout = options.idleTimeout;
+    if (options.readTimeout !== undefined) this.readTimeout = options.readTimeout;
     this.writeHighWaterMark = options.writeHighWaterMark ?? 65536;
     this.noDelay = options.noDelay ?? true;
     this.tls = options.tls;
@@ -182,7 +202,7 @@ export class Stream extends Channel<StreamEvents> {
   }
 
   /** True if the last close had to be forced after `closeTimeout`. */
-  get forced(): boolean {
+  override get forced(): boolean {
     return this.#forced;
   }
 
@@ -207,6 +227,26 @@ export class Stream extends Channel<StreamEvents> {
     return this.#queueBytes + (this.#socket?.writableLength ?? 0);
   }
 
+  /** Inactivity limit in ms for reads and writes together (0: off). Measured on the Engine clock. */
+  get idleTimeout(): number {
+    return this.#idleTimeout;
+  }
+
+  set idleTimeout(ms: number) {
+    this.#idleTimeout = checkTimeout('idleTimeout', ms);
+    this.#armTimeouts();
+  }
+
+  /** Inactivity limit in ms for reads (0: off). Measured on the Engine clock. */
+  get readTimeout(): number {
+    return this.#readTimeout;
+  }
+
+  set readTimeout(ms: number) {
+    this.#readTimeout = checkTimeout('readTimeout', ms);
+    this.#armTimeouts();
+  }
+
   /** The underlying socket, for what trews does not wrap (null before connect). */
   get socket(): net.Socket | null {
     return this.#socket;
@@ -226,6 +266,15 @@ export class Stream extends Channel<StreamEvents> {
 
   /** The peer finished sending (FIN). Unless `allowHalfOpen`, the channel then closes after flushing. */
   onEnd(): void {}
+
+  /**
+   * Nothing was read (`'read'`) or neither read nor written (`'idle'`) for `readTimeout` /
+   * `idleTimeout` ms, measured on the Engine clock. The default closes the channel.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  onTimeout(kind: 'idle' | 'read'): void {
+    void this.close();
+  }
 
   /** The TLS handshake completed (before `onConnect`). */
   onTLSHandshake(): void {}
@@ -341,6 +390,8 @@ export class Stream extends Channel<StreamEvents> {
       return;
     }
     this.#state = 'open';
+    this.#lastRead = this.#lastActivity = this.engine.now();
+    this.#armTimeouts();
     this._hook('onConnect');
     connecting?.resolve();
     this.#flush();
@@ -478,6 +529,7 @@ export class Stream extends Channel<StreamEvents> {
     // While closing, incoming bytes are read and dropped: unread data would make the
     // kernel answer our close with a reset, which can destroy replies still in flight.
     if (this.#state !== 'open') return;
+    if (this.#timeoutTimer !== null) this.#lastRead = this.#lastActivity = this.engine.now();
     this.#rb.push(chunk);
     this.#dispatch();
   };
@@ -653,6 +705,7 @@ export class Stream extends Channel<StreamEvents> {
   }
 
   #enqueue(data: string | Buffer, byteLength: number): void {
+    if (this.#timeoutTimer !== null) this.#lastActivity = this.engine.now();
     this.#queue.push(data);
     this.#queueBytes += byteLength < 0 ? data.length : byteLength;
     if (typeof data !== 'string') this.#queueStrings = false;
@@ -764,14 +817,48 @@ export class Stream extends Channel<StreamEvents> {
     if (this.#queue.length === 0) this.#afterWrite();
   }
 
+  // ---- inactivity timeouts -----------------------------------------------------------------
+
+  /** One Engine timer for both limits, re-armed for whichever falls due first. */
+  #armTimeouts(): void {
+    this.#timeoutTimer?.cancel();
+    this.#timeoutTimer = null;
+    if (this.#state !== 'open' || (this.#idleTimeout === 0 && this.#readTimeout === 0)) return;
+    const due = Math.min(
+      this.#idleTimeout > 0 ? this.#lastActivity + this.#idleTimeout : Infinity,
+      this.#readTimeout > 0 ? this.#lastRead + this.#readTimeout : Infinity,
+    );
+    this.#timeoutTimer = this.engine.defer(Math.max(due - this.engine.now(), 0.001), this.#checkTimeouts);
+  }
+
+  #checkTimeouts = (): void => {
+    this.#timeoutTimer = null;
+    if (this.#state !== 'open') return;
+    const now = this.engine.now();
+    const kind =
+      this.#readTimeout > 0 && now - this.#lastRead >= this.#readTimeout
+        ? 'read'
+        : this.#idleTimeout > 0 && now - this.#lastActivity >= this.#idleTimeout
+          ? 'idle'
+          : null;
+    if (kind !== null) {
+      // The next timeout counts from now, whatever the hook does.
+      this.#lastRead = this.#lastActivity = now;
+      this._hook('onTimeout', kind);
+    }
+    this.#armTimeouts();
+  };
+
   // ---- closing -----------------------------------------------------------------------------
 
   /**
    * Close the channel. With `flush` (default) everything queued is sent, then FIN, and the
-   * channel closes when the peer finishes (bounded by `closeTimeout`). Without, at once.
-   * Resolves after `onClose`.
+   * channel closes when the peer finishes, forced after `timeout` (default `closeTimeout`)
+   * ms. `close(false)` closes at once. Resolves after `onClose`.
    */
-  close(flush = true): Promise<void> {
+  close(options: boolean | CloseOptions = true): Promise<void> {
+    const { flush = true, timeout = this.closeTimeout } = typeof options === 'boolean' ? { flush: options } : options;
+    if (!(timeout > 0 && Number.isFinite(timeout))) throw new RangeError(`close timeout must be a finite number of ms > 0, got ${String(timeout)}`);
     const state = this.#state;
     if (state === 'closed') return this.#closedOutcome.outcome;
     if (!flush || state === 'idle' || (state === 'connecting' && this.#queue.length === 0)) {
@@ -779,6 +866,7 @@ export class Stream extends Channel<StreamEvents> {
       return this.#closedOutcome.outcome;
     }
     if (state === 'closing') return this.#closedOutcome.outcome;
+    this.#closeBound = timeout;
     this.#enterClosing();
     if (state === 'open') this.#beginGracefulClose();
     return this.#closedOutcome.outcome;
@@ -809,12 +897,12 @@ export class Stream extends Channel<StreamEvents> {
     this.#flush();
     // Keep reading (and dropping) so the kernel never answers our FIN with a reset.
     socket.resume();
-    this.#closeTimer = setTimeout(() => {
+    const bound = this.#closeBound || this.closeTimeout;
+    this.#closeTimer = this.engine.defer(bound, () => {
       this.#forced = true;
-      debug('%s: graceful close timed out after %d ms', String(this), this.closeTimeout);
+      debug('%s: graceful close timed out after %d ms', String(this), bound);
       socket.destroy();
-    }, this.closeTimeout);
-    this.#closeTimer.unref();
+    });
   }
 
   #abort(): void {
@@ -861,7 +949,9 @@ export class Stream extends Channel<StreamEvents> {
   #finalize(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    clearTimeout(this.#closeTimer);
+    this.#closeTimer?.cancel();
+    this.#timeoutTimer?.cancel();
+    this.#timeoutTimer = null;
     this.#queue = [];
     this.#queueBytes = 0;
     this.engine._unregister(this);
@@ -934,6 +1024,13 @@ function definePlain(target: object, key: string, value: unknown): void {
 }
 
 function ignore(): void {}
+
+function checkTimeout(name: string, ms: number): number {
+  if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
+    throw new RangeError(`${name} must be a finite number of milliseconds >= 0, got ${String(ms)}`);
+  }
+  return ms;
+}
 
 function isFileJob(item: string | Buffer | FileJob): item is FileJob {
   return typeof item === 'object' && !Buffer.isBuffer(item);

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import { Client, Connection, Server } from '../src/index.js';
+import { Peer, deferred, portOf, testEngine } from './helpers.js';
+
+class Sink extends Connection {
+  override readDelimiter = '\n';
+}
+
+async function accepted(server: Server<Connection>): Promise<Connection> {
+  return new Promise((resolve) => server.once('accept', resolve));
+}
+
+describe('inactivity timeouts on the Engine clock', () => {
+  it('idleTimeout fires onTimeout("idle") exactly when the virtual clock reaches it; the default closes', async () => {
+    const engine = testEngine({ clock: 'virtual' });
+    const kinds: string[] = [];
+    class Idle extends Sink {
+      override onTimeout(kind: 'idle' | 'read') {
+        kinds.push(kind);
+        super.onTimeout(kind);
+      }
+    }
+    const server = new Server(Idle, { engine, connectionOptions: { idleTimeout: 1000 } });
+    await server.listen(['127.0.0.1', 0]);
+    const gotConnection = accepted(server);
+    const peer = new Peer(portOf(server.localAddress));
+    const conn = await gotConnection;
+    engine.advance(999);
+    expect(kinds).toEqual([]);
+    engine.advance(1);
+    expect(kinds).toEqual(['idle']);
+    await conn.whenClosed();
+    await peer.untilClosed();
+  });
+
+  it('reads push a readTimeout back; writes do not', async () => {
+    const engine = testEngine({ clock: 'virtual' });
+    const kinds: string[] = [];
+    class Reader extends Sink {
+      override onTimeout(kind: 'idle' | 'read') {
+        kinds.push(kind);
+      }
+    }
+    const server = new Server(Reader, { engine, connectionOptions: { readTimeout: 100 } });
+    await server.listen(['127.0.0.1', 0]);
+    const gotConnection = accepted(server);
+    const peer = new Peer(portOf(server.localAddress));
+    const conn = await gotConnection;
+    engine.advance(60);
+    const read = new Promise((r) => conn.once('read', r));
+    await peer.write('ping\n');
+    await read;
+    engine.advance(60); // 120 since connect, 60 since the read
+    conn.write('we write, but that is not reading\n');
+    expect(kinds).toEqual([]);
+    engine.advance(40);
+    expect(kinds).toEqual(['read']);
+    // The hook kept the channel: the next period starts from the timeout.
+    engine.advance(99);
+    expect(kinds).toEqual(['read']);
+    engine.advance(1);
+    expect(kinds).toEqual(['read', 'read']);
+    expect(conn.connected).toBe(true);
+  });
+
+  it('idleTimeout can be set and cleared on an open channel', async () => {
+    const engine = testEngine({ clock: 'virtual' });
+    const server = new Server(Sink, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const client = new Client({ engine });
+    const timeouts: string[] = [];
+    client.on('timeout', (kind) => timeouts.push(kind));
+    await client.connect(['127.0.0.1', portOf(server.localAddress)]);
+    client.onTimeout = () => {};
+    client.idleTimeout = 50;
+    engine.advance(50);
+    expect(timeouts).toEqual(['idle']);
+    client.idleTimeout = 0;
+    engine.advance(1000);
+    expect(timeouts).toEqual(['idle']);
+    expect(() => {
+      client.idleTimeout = -1;
+    }).toThrow(RangeError);
+  });
+
+  it('a real-clock idle timeout closes a silent connection', async () => {
+    const engine = testEngine();
+    const server = new Server(Sink, { engine, connectionOptions: { idleTimeout: 50 } });
+    await server.listen(['127.0.0.1', 0]);
+    const peer = new Peer(portOf(server.localAddress));
+    const started = performance.now();
+    await peer.untilClosed();
+    expect(performance.now() - started).toBeGreaterThanOrEqual(40);
+  });
+});
+
+describe('bounded closes', () => {
+  it('close({ timeout }) to a peer that never finishes ends by itself and is marked forced', async () => {
+    const engine = testEngine({ clock: 'virtual' });
+    const server = new Server(Sink, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const gotConnection = accepted(server);
+    const peer = new Peer(portOf(server.localAddress), { allowHalfOpen: true });
+    const conn = await gotConnection;
+    conn.write('last words\n');
+    const closed = conn.close({ timeout: 500 });
+    await peer.until(() => peer.ended, 'FIN');
+    expect(conn.closed).toBe(false);
+    engine.advance(500);
+    await closed;
+    expect(conn.forced).toBe(true);
+    expect(peer.text).toBe('last words\n');
+  });
+
+  it('Server.close() with stuck peers finishes in bounded time and says how many were forced', async () => {
+    const engine = testEngine();
+    const server = new Server(Sink, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const port = portOf(server.localAddress);
+    const stuck = [new Peer(port, { allowHalfOpen: true }), new Peer(port, { allowHalfOpen: true })];
+    const polite = new Peer(port);
+    await Promise.all([...stuck, polite].map((p) => p.connected()));
+    while (server.connections.size < 3) await new Promise((r) => server.once('accept', r));
+    const result = await server.close({ timeout: 100 });
+    expect(result).toEqual({ forced: 2 });
+    await polite.untilClosed();
+    // The stuck peers keep their side open; they saw our FIN all the same.
+    await Promise.all(stuck.map((p) => p.until(() => p.ended, 'FIN')));
+  });
+
+  it('Engine.stop() reports forced closes too', async () => {
+    const engine = testEngine();
+    const done = deferred<Connection>();
+    class Slow extends Sink {
+      override onConnect() {
+        this.closeTimeout = 50;
+        done.resolve(this);
+      }
+    }
+    const server = new Server(Slow, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    new Peer(portOf(server.localAddress), { allowHalfOpen: true });
+    await done.promise;
+    const { forced } = await engine.stop();
+    expect(forced).toBe(1);
+  });
+
+  it('close() rejects a bad timeout with a RangeError', () => {
+    const engine = testEngine();
+    const client = new Client({ engine });
+    expect(() => client.close({ timeout: 0 })).toThrow(RangeError);
+  });
+});
