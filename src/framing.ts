@@ -146,6 +146,14 @@ export class ReadBuffer {
     }
   }
 
+  /** Forget every buffered byte and search state; the delimiter and bufferSize stay. */
+  reset(): void {
+    this.#consume(this.length);
+    this.#skip = 0;
+    this.#openMatch = null;
+    this.#text = this.#text === null ? null : '';
+  }
+
   /** Remove and return every buffered byte (the unframed remainder). */
   drain(): Buffer {
     return this.#take(this.length);

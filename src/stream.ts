@@ -53,7 +53,27 @@ export interface StreamOptions extends ChannelOptions {
   noDelay?: boolean;
   /** TLS client options used by `connect()` when it is not given its own `tls` option. */
   tls?: TLSClientOptions | boolean;
+  /**
+   * Outgoing connections only: when connecting fails or the connection drops, try again with
+   * exponential backoff on the Engine clock (`true` for the defaults).
+   */
+  reconnect?: boolean | ReconnectOptions;
 }
+
+export interface ReconnectOptions {
+  /** Delay before the first retry, ms (default 100). */
+  initialDelay?: number;
+  /** Longest delay between retries, ms (default 30000). */
+  maxDelay?: number;
+  /** Each delay is the previous one times this (default 2). */
+  factor?: number;
+  /** Randomise each delay by up to this fraction either way (default 0.2; 0 for none). */
+  jitter?: number;
+  /** Give up after this many retries in a row (default Infinity); then `onConnectError`. */
+  maxAttempts?: number;
+}
+
+const RECONNECT_DEFAULTS: Required<ReconnectOptions> = { initialDelay: 100, maxDelay: 30_000, factor: 2, jitter: 0.2, maxAttempts: Infinity };
 
 export interface ConnectOptions {
   /** Give up connecting after this many ms (`onConnectError` with code `ETIMEDOUT`). */
@@ -88,6 +108,7 @@ export interface StreamEvents extends ChannelEvents {
   end: [];
   tlsHandshake: [];
   timeout: [kind: 'idle' | 'read'];
+  reconnecting: [attempt: number, delay: number, reason: Error];
   connectError: [err: ConnectError];
   readError: [err: ReadError];
   writeError: [err: WriteError];
@@ -140,6 +161,14 @@ export class Stream extends Channel<StreamEvents> {
   #encoding: BufferEncoding | null = null;
   #decoder: StringDecoder | null = null;
   readonly #rb = new ReadBuffer();
+  #reconnect: Required<ReconnectOptions> | null = null;
+  #attempt = 0;
+  #reconnectTimer: Timer | null = null;
+  #connectOptions: ConnectOptions = {};
+  /** Why the current connection went away, when it will be retried. */
+  #dropError: Error | null = null;
+  /** A failure that retrying cannot fix (a TLS handshake refused). */
+  #fatal = false;
   #paused = false;
   #dispatching = false;
   #eof = false;
@@ -177,6 +206,9 @@ export class Stream extends Channel<StreamEvents> {
     this.writeHighWaterMark = options.writeHighWaterMark ?? 65536;
     this.noDelay = options.noDelay ?? true;
     this.tls = options.tls;
+    if (options.reconnect !== undefined && options.reconnect !== false) {
+      this.#reconnect = { ...RECONNECT_DEFAULTS, ...(options.reconnect === true ? {} : options.reconnect) };
+    }
     if (options.encoding !== undefined) this.encoding = options.encoding;
     if (options.bufferSize !== undefined) this.bufferSize = options.bufferSize;
     if (options.readDelimiter !== undefined) this.readDelimiter = options.readDelimiter;
@@ -276,6 +308,13 @@ export class Stream extends Channel<StreamEvents> {
     void this.close();
   }
 
+  /**
+   * A reconnecting client lost its connection (or failed to make one) and will try again in
+   * `delay` ms; `attempt` counts retries since the last success.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  onReconnecting(attempt: number, delay: number, reason: Error): void {}
+
   /** The TLS handshake completed (before `onConnect`). */
   onTLSHandshake(): void {}
 
@@ -312,10 +351,22 @@ export class Stream extends Channel<StreamEvents> {
     if (timeout !== undefined && !(timeout > 0 && Number.isFinite(timeout))) {
       throw new RangeError(`connect timeout must be a finite number of ms > 0, got ${String(timeout)}`);
     }
+    if (this.#reconnect !== null) checkReconnect(this.#reconnect);
     const tlsOptions = options.tls ?? this.tls;
     this.#clientTLS = tlsOptions === undefined || tlsOptions === false ? null : tlsOptions === true ? {} : tlsOptions;
     this.#endpoint = endpoint;
+    this.#connectOptions = options;
     this.#connecting = Outcome.create<void>();
+    this.#adoptFieldOverrides();
+    this.#openSocket();
+    return this.#connecting.outcome;
+  }
+
+  /** Open a socket to the endpoint (first connect, or a reconnect). */
+  #openSocket(): void {
+    const endpoint = this.#endpoint!;
+    const { timeout, localAddress, family } = this.#connectOptions;
+    this.#state = 'connecting';
     const socket =
       endpoint.kind === 'unix'
         ? net.connect({ path: endpoint.path, allowHalfOpen: true })
@@ -323,8 +374,8 @@ export class Stream extends Channel<StreamEvents> {
             host: endpoint.host ?? 'localhost',
             port: endpoint.port,
             allowHalfOpen: true,
-            ...(options.localAddress !== undefined && { localAddress: options.localAddress }),
-            ...(options.family !== undefined && { family: options.family }),
+            ...(localAddress !== undefined && { localAddress }),
+            ...(family !== undefined && { family }),
           });
     if (timeout !== undefined) {
       this.#readyTimer = setTimeout(() => {
@@ -332,14 +383,9 @@ export class Stream extends Channel<StreamEvents> {
         this.#socket?.destroy(err);
       }, timeout);
     }
-    try {
-      this._attach(socket);
-    } catch (err) {
-      socket.destroy();
-      throw err;
-    }
+    this.#listenTo(socket);
+    if (this.#paused) socket.pause();
     socket.once('connect', this.#onConnected);
-    return this.#connecting.outcome;
   }
 
   /** @internal wire a socket (connecting, or accepted by a server) into this stream. */
@@ -390,6 +436,7 @@ export class Stream extends Channel<StreamEvents> {
       return;
     }
     this.#state = 'open';
+    this.#attempt = 0;
     this.#lastRead = this.#lastActivity = this.engine.now();
     this.#armTimeouts();
     this._hook('onConnect');
@@ -617,7 +664,10 @@ export class Stream extends Channel<StreamEvents> {
     }
     if (this.#state !== 'open') return;
     this._hook('onEnd');
-    if (this.#state === 'open' && !this.allowHalfOpen) void this.close();
+    if (this.#state !== 'open' || this.allowHalfOpen) return;
+    // A reconnecting client ends this connection (flushing) and then tries again.
+    if (this.#canReconnect()) this.#beginGracefulClose();
+    else void this.close();
   }
 
   #deliverTail(data: string | Buffer): void {
@@ -861,7 +911,7 @@ export class Stream extends Channel<StreamEvents> {
     if (!(timeout > 0 && Number.isFinite(timeout))) throw new RangeError(`close timeout must be a finite number of ms > 0, got ${String(timeout)}`);
     const state = this.#state;
     if (state === 'closed') return this.#closedOutcome.outcome;
-    if (!flush || state === 'idle' || (state === 'connecting' && this.#queue.length === 0)) {
+    if (!flush || state === 'idle' || this.#socket === null || (state === 'connecting' && this.#queue.length === 0)) {
       this.#abort();
       return this.#closedOutcome.outcome;
     }
@@ -918,12 +968,16 @@ export class Stream extends Channel<StreamEvents> {
     debug('%s: socket error in state %s: %s', String(this), state, err.message);
     if (this.#handshaking && state !== 'closed') {
       this.#handshaking = false;
+      this.#fatal = true;
       const tlsErr = new TLSError(`TLS handshake with ${formatAddress(this.#remote ?? this.#endpoint)} failed: ${err.code ?? err.message}`, { cause: err });
       const pending = this.#connecting ?? this.#upgrading;
       this.#connecting = null;
       this.#upgrading = null;
       if (state !== 'closing') this._fail('onTLSError', tlsErr, pending?.outcome.observed);
       pending?.reject(tlsErr);
+    } else if (this.#canReconnect()) {
+      // Reported through onReconnecting when the socket has closed.
+      this.#dropError = err;
     } else if (state === 'connecting' || (state === 'closing' && this.#connecting !== null)) {
       const where = formatAddress(this.#endpoint);
       const connectErr = new ConnectError(`connect to ${where} failed: ${err.code ?? err.message}`, { cause: err });
@@ -943,8 +997,61 @@ export class Stream extends Channel<StreamEvents> {
   };
 
   #onSocketClose = (): void => {
-    this.#finalize();
+    if (this.#canReconnect()) this.#scheduleReconnect();
+    else this.#finalize();
   };
+
+  #canReconnect(): boolean {
+    return this.#reconnect !== null && !this.#accepted && !this.#fatal && (this.#state === 'open' || this.#state === 'connecting');
+  }
+
+  /** The connection is gone: forget its state, then retry after a backoff delay. */
+  #scheduleReconnect(): void {
+    const options = this.#reconnect!;
+    const reason = this.#dropError ?? new ClosedError(`${String(this)}: the peer closed the connection`);
+    this.#dropError = null;
+    this.#resetConnection();
+    this.#attempt++;
+    if (this.#attempt > options.maxAttempts) {
+      const code = (reason as { code?: string }).code ?? reason.message;
+      const err = new ConnectError(`gave up reconnecting to ${formatAddress(this.#endpoint)} after ${options.maxAttempts} attempts: ${code}`, { cause: reason });
+      const connecting = this.#connecting;
+      this.#connecting = null;
+      this._fail('onConnectError', err, connecting?.outcome.observed);
+      connecting?.reject(err);
+      this.#finalize();
+      return;
+    }
+    const base = Math.min(options.maxDelay, options.initialDelay * options.factor ** (this.#attempt - 1));
+    const delay = Math.max(0.001, base * (1 + options.jitter * (2 * Math.random() - 1)));
+    this._hook('onReconnecting', this.#attempt, delay, reason);
+    if (this.#state !== 'connecting') return; // closed inside the hook
+    this.#reconnectTimer = this.engine.defer(delay, () => {
+      this.#reconnectTimer = null;
+      this.#openSocket();
+    });
+  }
+
+  /** Drop everything that belonged to the lost connection; writes not yet handed to it stay queued. */
+  #resetConnection(): void {
+    this.#state = 'connecting';
+    this.#socket = null;
+    this.#rb.reset();
+    this.#decoder = this.#encoding === null ? null : new StringDecoder(this.#encoding);
+    this.#eof = false;
+    this.#endRequested = false;
+    this.#secure = false;
+    this.#handshaking = false;
+    this.#local = this.#remote = null;
+    this.#closeTimer?.cancel();
+    this.#timeoutTimer?.cancel();
+    this.#timeoutTimer = null;
+    clearTimeout(this.#readyTimer);
+    if (this.#file !== null) {
+      this.#file.done.reject(new ClosedError(`${String(this)}: the connection dropped during writeFile()`));
+      this.#file = null;
+    }
+  }
 
   #finalize(): void {
     if (this.#state === 'closed') return;
@@ -952,6 +1059,7 @@ export class Stream extends Channel<StreamEvents> {
     this.#closeTimer?.cancel();
     this.#timeoutTimer?.cancel();
     this.#timeoutTimer = null;
+    this.#reconnectTimer?.cancel();
     this.#queue = [];
     this.#queueBytes = 0;
     this.engine._unregister(this);
@@ -1024,6 +1132,15 @@ function definePlain(target: object, key: string, value: unknown): void {
 }
 
 function ignore(): void {}
+
+function checkReconnect(options: Required<ReconnectOptions>): void {
+  const { initialDelay, maxDelay, factor, jitter, maxAttempts } = options;
+  if (!(initialDelay > 0 && Number.isFinite(initialDelay))) throw new RangeError(`reconnect.initialDelay must be a finite number of ms > 0, got ${initialDelay}`);
+  if (!(maxDelay >= initialDelay)) throw new RangeError(`reconnect.maxDelay must be >= initialDelay, got ${maxDelay}`);
+  if (!(factor >= 1)) throw new RangeError(`reconnect.factor must be >= 1, got ${factor}`);
+  if (!(jitter >= 0 && jitter < 1)) throw new RangeError(`reconnect.jitter must be in [0, 1), got ${jitter}`);
+  if (!(maxAttempts >= 0)) throw new RangeError(`reconnect.maxAttempts must be >= 0, got ${maxAttempts}`);
+}
 
 function checkTimeout(name: string, ms: number): number {
   if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
