@@ -6,6 +6,7 @@
  * Out: `{ address, port, family }` for TCP and UDP, the path string for Unix sockets.
  */
 import type { AddressInfo } from 'node:net';
+import type { LinkOptions } from './memory.js';
 
 export type Family = 'IPv4' | 'IPv6';
 
@@ -25,15 +26,17 @@ export type AddressInput =
   | string
   | readonly [host: string, port: number]
   | { readonly host?: string; readonly port: number }
-  | { readonly path: string };
+  | { readonly path: string }
+  | ({ readonly memory: string } & LinkOptions);
 
 /** A parsed address: where to listen or connect. `host` undefined means all interfaces. */
 export type Endpoint =
   | { readonly kind: 'inet'; readonly host: string | undefined; readonly port: number }
-  | { readonly kind: 'unix'; readonly path: string };
+  | { readonly kind: 'unix'; readonly path: string }
+  | { readonly kind: 'memory'; readonly name: string; readonly link: LinkOptions };
 
 const ACCEPTED =
-  "a port number, [host, port], { host, port }, 'host:port', '[ipv6]:port', a Unix socket path string, or { path }";
+  "a port number, [host, port], { host, port }, 'host:port', '[ipv6]:port', a Unix socket path string, { path }, 'memory:name' or { memory: name }";
 
 const HOST_PORT = /^([^:[\]/\s]+):(\d+)$/;
 const V6_PORT = /^\[([^\]]+)\]:(\d+)$/;
@@ -64,6 +67,7 @@ export function parseAddress(input: AddressInput): Endpoint {
   if (typeof input === 'string') {
     if (input.length === 0) throw new TypeError(`empty address: expected ${ACCEPTED}`);
     if (input.startsWith('\0')) return { kind: 'unix', path: input };
+    if (input.startsWith(MEMORY)) return memoryEndpoint(input.slice(MEMORY.length), {}, input);
     const m = V6_PORT.exec(input) ?? HOST_PORT.exec(input);
     if (m) return { kind: 'inet', host: m[1], port: checkPort(Number(m[2]), input) };
     return { kind: 'unix', path: input };
@@ -73,6 +77,10 @@ export function parseAddress(input: AddressInput): Endpoint {
     return { kind: 'inet', host: checkHost(input[0], input), port: checkPort(input[1], input) };
   }
   if (input !== null && typeof input === 'object') {
+    if ('memory' in input) {
+      const { memory, ...link } = input;
+      return memoryEndpoint(memory, link, input);
+    }
     if ('path' in input) {
       if (typeof input.path !== 'string' || input.path.length === 0) {
         throw new TypeError(`invalid Unix socket path ${describe(input.path)}: expected a non-empty string`);
@@ -82,6 +90,13 @@ export function parseAddress(input: AddressInput): Endpoint {
     if ('port' in input) return { kind: 'inet', host: checkHost(input.host, input), port: checkPort(input.port, input) };
   }
   throw new TypeError(`invalid address ${describe(input)}: expected ${ACCEPTED}`);
+}
+
+const MEMORY = 'memory:';
+
+function memoryEndpoint(name: unknown, link: LinkOptions, input: unknown): Endpoint {
+  if (typeof name !== 'string' || name.length === 0) throw new TypeError(`invalid memory address ${describe(input)}: the name must be a non-empty string`);
+  return { kind: 'memory', name, link };
 }
 
 /** Normalise what Node reports (`AddressInfo`, a path, nothing) into an `Address`. */
@@ -102,6 +117,7 @@ export function formatAddress(address: Address | Endpoint | null | undefined): s
   if (typeof address === 'string') return address.startsWith('\0') ? `@${address.slice(1)}` : address;
   if ('kind' in address) {
     if (address.kind === 'unix') return formatAddress(address.path);
+    if (address.kind === 'memory') return `${MEMORY}${address.name}`;
     const host = address.host ?? '*';
     return host.includes(':') ? `[${host}]:${address.port}` : `${host}:${address.port}`;
   }

@@ -28,6 +28,7 @@ import {
   type SystemErrorLike,
 } from './errors.js';
 import { ReadBuffer, compileDelimiter, type CompiledDelimiter, type Delimiter } from './framing.js';
+import type { CloseOptions } from './stream.js';
 
 /** Resolves host names for sends (and the bind address); `dns.lookup` semantics. */
 export type DatagramLookup = (
@@ -155,7 +156,8 @@ export class Datagram extends Channel<DatagramEvents> {
   #inFlight = 0;
   #inFlightBytes = 0;
   #wantDrain = false;
-  #closeTimer: NodeJS.Timeout | undefined;
+  #closeTimer: Timer | null = null;
+  #forced = false;
   #binding: ReturnType<typeof Outcome.create<void>> | null = null;
   readonly #closedOutcome = Outcome.create<void>();
   #lastLog = -Infinity;
@@ -163,14 +165,20 @@ export class Datagram extends Channel<DatagramEvents> {
 
   constructor(options: DatagramOptions = {}) {
     super(options);
-    this.maxSenders = checkCount('maxSenders', options.maxSenders ?? 1024);
-    this.senderTimeout = checkMs('senderTimeout', options.senderTimeout ?? 30_000);
-    this.closeTimeout = checkMs('closeTimeout', options.closeTimeout ?? 5000);
-    this.writeHighWaterMark = options.writeHighWaterMark ?? 65536;
     this.#lookup = options.lookup ?? dnsLookup;
-    if (options.encoding !== undefined) this.encoding = options.encoding;
-    if (options.bufferSize !== undefined) this.bufferSize = options.bufferSize;
-    if (options.readDelimiter !== undefined) this.readDelimiter = options.readDelimiter;
+    try {
+      this.maxSenders = checkCount('maxSenders', options.maxSenders ?? 1024);
+      this.senderTimeout = checkMs('senderTimeout', options.senderTimeout ?? 30_000);
+      this.closeTimeout = checkMs('closeTimeout', options.closeTimeout ?? 5000);
+      this.writeHighWaterMark = options.writeHighWaterMark ?? 65536;
+      if (options.encoding !== undefined) this.encoding = options.encoding;
+      if (options.bufferSize !== undefined) this.bufferSize = options.bufferSize;
+      if (options.readDelimiter !== undefined) this.readDelimiter = options.readDelimiter;
+    } catch (err) {
+      // A bad option: leave no half-made channel registered with the engine.
+      this.engine._unregister(this);
+      throw err;
+    }
   }
 
   // ---- state -------------------------------------------------------------------------------
@@ -306,9 +314,14 @@ export class Datagram extends Channel<DatagramEvents> {
         return await this.#bindOnce('udp4', '0.0.0.0', target.port, options);
       }
     }
+    // A host name: resolve it first, since its family decides between udp4 and udp6.
     let { address } = target;
     let family = net.isIP(address);
-    if (family === 0) ({ address, family } = await dns.promises.lookup(address));
+    if (family === 0) {
+      [address, family] = await new Promise<[string, number]>((resolve, reject) =>
+        this.#lookup(target.address, 0, (err, resolved, fam) => (err ? reject(err) : resolve([resolved, fam]))),
+      );
+    }
     return await this.#bindOnce(family === 6 ? 'udp6' : 'udp4', address, target.port, options);
   }
 
@@ -399,34 +412,34 @@ export class Datagram extends Channel<DatagramEvents> {
   // Node's system error (with `code`) synchronously.
 
   setBroadcast(flag: boolean): void {
-    this.#bondedSocket('setBroadcast').setBroadcast(flag);
+    this.#boundSocket('setBroadcast').setBroadcast(flag);
   }
 
   /** Join `group` on the interface with address `iface` (default: the OS picks one). */
   addMembership(group: string, iface?: string): void {
-    this.#bondedSocket('addMembership').addMembership(group, iface);
+    this.#boundSocket('addMembership').addMembership(group, iface);
   }
 
   dropMembership(group: string, iface?: string): void {
-    this.#bondedSocket('dropMembership').dropMembership(group, iface);
+    this.#boundSocket('dropMembership').dropMembership(group, iface);
   }
 
   /** Hops a multicast datagram may travel (0: this host only). */
   setMulticastTTL(ttl: number): void {
-    this.#bondedSocket('setMulticastTTL').setMulticastTTL(ttl);
+    this.#boundSocket('setMulticastTTL').setMulticastTTL(ttl);
   }
 
   /** Whether this host's own members of a group receive what it sends to the group. */
   setMulticastLoopback(flag: boolean): void {
-    this.#bondedSocket('setMulticastLoopback').setMulticastLoopback(flag);
+    this.#boundSocket('setMulticastLoopback').setMulticastLoopback(flag);
   }
 
   /** The interface (by its address; IPv6: `'::%eth0'`) outgoing multicast leaves by. */
   setMulticastInterface(iface: string): void {
-    this.#bondedSocket('setMulticastInterface').setMulticastInterface(iface);
+    this.#boundSocket('setMulticastInterface').setMulticastInterface(iface);
   }
 
-  #bondedSocket(what: string): dgram.Socket {
+  #boundSocket(what: string): dgram.Socket {
     if (this.#state !== 'open') throw new StateError(`${what}() needs a bound ${this.constructor.name} (await listen() first); ${String(this)} is ${this.#state}`);
     return this.#socket!;
   }
@@ -469,7 +482,7 @@ export class Datagram extends Channel<DatagramEvents> {
       if (frame === null) {
         if (rb.overflow === 0) break;
         sender.skipping = true;
-        this.#report('onOverflowError', new OverflowError(rb.bufferSize, rb.overflow), address);
+        this._hook('onOverflowError', new OverflowError(rb.bufferSize, rb.overflow), address);
         continue;
       }
       sender.skipping = false;
@@ -532,7 +545,7 @@ export class Datagram extends Channel<DatagramEvents> {
     if (sender.rb.length === 0) return; // only discarding an oversized frame: nothing to lose
     const rest = sender.rb.drain();
     const err = new TruncatedFrameError(`${formatAddress(sender.address)} sent ${rest.length} bytes of an unfinished frame, then ${why}`, rest);
-    this.#report('onReadError', err, sender.address);
+    this._hook('onReadError', err, sender.address);
   }
 
   /** One timer, due when the least recently heard sender expires. */
@@ -557,7 +570,7 @@ export class Datagram extends Channel<DatagramEvents> {
   #onSocketError = (err: SystemErrorLike): void => {
     debug('%s: socket error in state %s: %s', String(this), this.#state, err.message);
     if (this.#state !== 'open') return;
-    this.#report('onReadError', new ReadError(`receive failed: ${err.code ?? err.message}`, { cause: err }), null);
+    this._hook('onReadError', new ReadError(`receive failed: ${err.code ?? err.message}`, { cause: err }), null);
   };
 
   // ---- writing -----------------------------------------------------------------------------
@@ -619,7 +632,7 @@ export class Datagram extends Channel<DatagramEvents> {
     if (this.#state !== 'open') return;
     const destination = { address: host, port };
     const where = formatAddress({ kind: 'inet', host, port });
-    this.#report('onWriteError', new WriteError(`send to ${where} failed: ${err.code ?? err.message}`, { cause: err }), destination);
+    this._hook('onWriteError', new WriteError(`send to ${where} failed: ${err.code ?? err.message}`, { cause: err }), destination);
   }
 
   #afterSend(): void {
@@ -636,10 +649,6 @@ export class Datagram extends Channel<DatagramEvents> {
   }
 
   // ---- errors ------------------------------------------------------------------------------
-
-  #report(hook: string, err: Error, address: unknown): void {
-    this._hook(hook, err, address);
-  }
 
   /** Default of the per-datagram error hooks: log unless someone listens, at most a line a second. */
   #logQuietly(hook: string, err: Error): void {
@@ -660,10 +669,12 @@ export class Datagram extends Channel<DatagramEvents> {
 
   /**
    * Close the channel. With `flush` (default) datagrams already written are handed to the OS
-   * first (bounded by `closeTimeout`); unfinished frames of senders are dropped. Resolves
-   * after `onClose`.
+   * first, forced after `timeout` (default `closeTimeout`) ms; unfinished frames of senders
+   * are dropped. `close(false)` closes at once. Resolves after `onClose`.
    */
-  close(flush = true): Promise<void> {
+  close(options: boolean | CloseOptions = true): Promise<void> {
+    const { flush = true, timeout = this.closeTimeout } = typeof options === 'boolean' ? { flush: options } : options;
+    checkMs('close timeout', timeout);
     const state = this.#state;
     if (state === 'closed' || (state === 'closing' && flush)) return this.#closedOutcome.outcome;
     this.#state = 'closing';
@@ -672,15 +683,20 @@ export class Datagram extends Channel<DatagramEvents> {
     this.#sweep = null;
     if (!flush || state === 'idle' || (state === 'binding' && this.#queue.length === 0)) this.#abort();
     else if (state !== 'closing') {
-      this.#closeTimer = setTimeout(() => {
-        debug('%s: flushing close timed out after %d ms', String(this), this.closeTimeout);
+      this.#closeTimer = this.engine.defer(timeout, () => {
+        this.#forced = true;
+        debug('%s: flushing close timed out after %d ms', String(this), timeout);
         this.#abort();
-      }, this.closeTimeout);
-      this.#closeTimer.unref();
+      });
       if (state === 'open') this.#closeIfDrained();
       // Binding: #bound sends the queue, then closes.
     }
     return this.#closedOutcome.outcome;
+  }
+
+  /** True if the last flushing close ran out of time and was forced. */
+  override get forced(): boolean {
+    return this.#forced;
   }
 
   /** Close at once, dropping anything queued; `err`, if given, goes to `onError` first. */
@@ -720,7 +736,8 @@ export class Datagram extends Channel<DatagramEvents> {
   #finalize(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    clearTimeout(this.#closeTimer);
+    this.#closeTimer?.cancel();
+    this.#closeTimer = null;
     this.#sweep?.cancel();
     this.#sweep = null;
     this.#senders.clear();
@@ -803,6 +820,7 @@ function parseTarget(input: DatagramAddressInput, what: string, portZeroOk: bool
           `for UDP give a port, [host, port] or 'host:port'`,
       );
     }
+    if (endpoint.kind !== 'inet') throw new UnsupportedError(`${what}(): a Datagram takes UDP addresses only, got a ${endpoint.kind} address`);
     address = endpoint.host ?? '';
     port = endpoint.port;
   }

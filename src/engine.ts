@@ -81,6 +81,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   readonly #log: (message: string) => void;
   readonly #channels = new Set<AnyChannel>();
   readonly #timers = new Set<Timer>();
+  /** Timers of trews' own machinery (link deliveries, close bounds): stop() leaves them be. */
+  readonly #internal = new Set<Timer>();
   #virtualNow = 0;
   #seq = 0;
   /** Min-heap of virtual timers by (due, seq), so equal deadlines fire in creation order. */
@@ -112,12 +114,27 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Run `fn(...args)` once, on the next turn of the event loop. */
   callback<A extends unknown[]>(fn: Fn<A>, ...args: A): Timer {
+    return this.#callback(this.#timers, fn, args);
+  }
+
+  /** @internal a callback for trews' own machinery: not cancelled by stop(). */
+  _callback(fn: () => void): Timer {
+    return this.#callback(this.#internal, fn, []);
+  }
+
+  /** @internal a defer for trews' own machinery: not cancelled by stop(). */
+  _defer(ms: number, fn: () => void): Timer {
+    checkDelay('defer', ms);
+    return this.#defer(this.#internal, ms, fn, []);
+  }
+
+  #callback<A extends unknown[]>(set: Set<Timer>, fn: Fn<A>, args: A): Timer {
     const timer = new Timer('callback');
     const handle = setImmediate(() => {
-      this.#retire(timer);
+      this.#retire(timer, set);
       this.#fire(timer, fn, args);
     });
-    return this.#track(timer, () => clearImmediate(handle));
+    return this.#track(timer, () => clearImmediate(handle), set);
   }
 
   /** Run `fn(...args)` on every turn of the event loop until cancelled. */
@@ -135,20 +152,24 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Run `fn(...args)` once after `ms` milliseconds. */
   defer<A extends unknown[]>(ms: number, fn: Fn<A>, ...args: A): Timer {
     checkDelay('defer', ms);
+    return this.#defer(this.#timers, ms, fn, args);
+  }
+
+  #defer<A extends unknown[]>(set: Set<Timer>, ms: number, fn: Fn<A>, args: A): Timer {
     const timer = new Timer('defer');
-    if (this.virtual) return this.#virtualTimer(timer, ms, 0, fn, args);
+    if (this.virtual) return this.#virtualTimer(timer, ms, 0, fn, args, set);
     const handle = longTimeout(ms, () => {
-      this.#retire(timer);
+      this.#retire(timer, set);
       this.#fire(timer, fn, args);
     });
-    return this.#track(timer, handle.clear);
+    return this.#track(timer, handle.clear, set);
   }
 
   /** Run `fn(...args)` every `ms` milliseconds until cancelled. */
   cycle<A extends unknown[]>(ms: number, fn: Fn<A>, ...args: A): Timer {
     checkDelay('cycle', ms);
     const timer = new Timer('cycle');
-    if (this.virtual) return this.#virtualTimer(timer, ms, ms, fn, args);
+    if (this.virtual) return this.#virtualTimer(timer, ms, ms, fn, args, this.#timers);
     if (ms <= MAX_DELAY) {
       const handle = setInterval(() => this.#fire(timer, fn, args), ms);
       return this.#track(timer, () => clearInterval(handle));
@@ -188,29 +209,46 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.#virtualNow = target;
   }
 
-  #virtualTimer<A extends unknown[]>(timer: Timer, delay: number, period: number, fn: Fn<A>, args: A): Timer {
+  /**
+   * What is scheduled: callbacks waiting for a turn, and (virtual clock) when the next timer
+   * falls due. Used by `trews/testing` to run a simulation until it is idle.
+   */
+  pending(): { callbacks: number; loops: number; nextDue: number | null } {
+    let callbacks = 0;
+    let loops = 0;
+    for (const set of [this.#timers, this.#internal]) {
+      for (const timer of set) {
+        if (timer.kind === 'callback') callbacks++;
+        else if (timer.kind === 'loop') loops++;
+      }
+    }
+    while (this.#heap.length > 0 && !this.#heap[0]!.timer.active) heapPop(this.#heap);
+    return { callbacks, loops, nextDue: this.#heap[0]?.due ?? null };
+  }
+
+  #virtualTimer<A extends unknown[]>(timer: Timer, delay: number, period: number, fn: Fn<A>, args: A, set: Set<Timer>): Timer {
     const entry: VirtualEntry = { due: this.#virtualNow + delay, seq: this.#seq++, timer, period, run: () => {} };
     entry.run = () => {
-      if (period === 0) this.#retire(timer);
+      if (period === 0) this.#retire(timer, set);
       this.#fire(timer, fn, args);
     };
     heapPush(this.#heap, entry);
     // Cancelled entries are skipped when they reach the top of the heap.
-    return this.#track(timer, () => {});
+    return this.#track(timer, () => {}, set);
   }
 
-  #track(timer: Timer, cancel: () => void): Timer {
-    this.#timers.add(timer);
+  #track(timer: Timer, cancel: () => void, set: Set<Timer> = this.#timers): Timer {
+    set.add(timer);
     timer._arm(() => {
-      this.#timers.delete(timer);
+      set.delete(timer);
       cancel();
     });
     return timer;
   }
 
-  #retire(timer: Timer): void {
+  #retire(timer: Timer, set: Set<Timer> = this.#timers): void {
     timer._done();
-    this.#timers.delete(timer);
+    set.delete(timer);
   }
 
   #fire<A extends unknown[]>(timer: Timer, fn: Fn<A>, args: A): void {

@@ -24,5 +24,6 @@ export {
   UnsupportedError,
   systemCodeOf,
 } from './errors.js';
+export { type LinkOptions } from './memory.js';
 export { parseAddress, formatAddress, type Address, type AddressInput, type InetAddress, type Family, type Endpoint } from './address.js';
 export { Datagram, MAX_DATAGRAM_IPV4, MAX_DATAGRAM_IPV6, type DatagramOptions, type DatagramListenOptions, type DatagramEvents, type DatagramAddressInput, type DatagramLookup, type Destination } from './datagram.js';

@@ -12,6 +12,7 @@ import { ListenError, StateError } from './errors.js';
 import { Connection } from './connection.js';
 import { Stream, type CloseOptions, type StreamOptions, type StreamOwner } from './stream.js';
 import { prepareServerTLS, type ServerTLS, type TLSServerOptions } from './tls.js';
+import { listenMemory, type MemoryListener } from './memory.js';
 
 export type StreamClass<C extends Stream> = new (options?: StreamOptions) => C;
 
@@ -50,7 +51,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   readonly #tls: ServerTLS | null;
 
   #state: State = 'idle';
-  #server: net.Server | null = null;
+  #server: net.Server | MemoryListener | null = null;
   #endpoint: Endpoint | null = null;
   #local: Address | null = null;
   /** Open connections (public), and every connection not yet fully closed. */
@@ -147,7 +148,10 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     return outcome;
   }
 
-  async #bind(endpoint: Endpoint, options: ListenOptions): Promise<net.Server> {
+  async #bind(endpoint: Endpoint, options: ListenOptions): Promise<net.Server | MemoryListener> {
+    if (endpoint.kind === 'memory') {
+      return listenMemory(this.engine, endpoint.name, (socket) => this.#onConnection(socket as unknown as net.Socket));
+    }
     const listenOptions: net.ListenOptions =
       endpoint.kind === 'unix'
         ? { path: endpoint.path }
@@ -204,9 +208,8 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     connection._owner = this;
     this.#open.add(connection);
     this.#live.add(connection);
-    const unixPath = this.#endpoint?.kind === 'unix' ? this.#endpoint.path : undefined;
     try {
-      connection._attach(socket, unixPath);
+      connection._attach(socket, this.#endpoint ?? undefined);
     } catch (err) {
       connection.destroy(err as Error);
       return;

@@ -20,6 +20,7 @@ import {
   WriteError,
 } from './errors.js';
 import { ReadBuffer, compileDelimiter, type Delimiter } from './framing.js';
+import { connectMemory } from './memory.js';
 import { Struct, type StructInput } from './struct.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT,
@@ -368,7 +369,9 @@ export class Stream extends Channel<StreamEvents> {
     const { timeout, localAddress, family } = this.#connectOptions;
     this.#state = 'connecting';
     const socket =
-      endpoint.kind === 'unix'
+      endpoint.kind === 'memory'
+        ? (connectMemory(this.engine, endpoint.name, endpoint.link) as unknown as net.Socket)
+        : endpoint.kind === 'unix'
         ? net.connect({ path: endpoint.path, allowHalfOpen: true })
         : net.connect({
             host: endpoint.host ?? 'localhost',
@@ -389,13 +392,13 @@ export class Stream extends Channel<StreamEvents> {
   }
 
   /** @internal wire a socket (connecting, or accepted by a server) into this stream. */
-  _attach(socket: net.Socket, unixPath?: string): void {
+  _attach(socket: net.Socket, listening?: Endpoint): void {
     this.#adoptFieldOverrides();
     this.#listenTo(socket);
     this.#state = 'connecting';
     if (!socket.connecting) {
       this.#accepted = true;
-      if (unixPath !== undefined) this.#endpoint = { kind: 'unix', path: unixPath };
+      if (listening !== undefined && listening.kind !== 'inet') this.#endpoint = listening;
       this.#recordAddresses();
     }
   }
@@ -450,10 +453,11 @@ export class Stream extends Channel<StreamEvents> {
   /** Record addresses once connected: they stay readable until and inside onClose. */
   #recordAddresses(): void {
     const socket = this.#socket!;
-    if (this.#endpoint?.kind === 'unix') {
-      const path = this.#endpoint.path;
-      this.#local = this.#accepted ? path : null;
-      this.#remote = this.#accepted ? null : path;
+    if (this.#endpoint !== null && this.#endpoint.kind !== 'inet') {
+      // Unix and memory sockets: the listening side's name is the only address there is.
+      const name = this.#endpoint.kind === 'unix' ? this.#endpoint.path : formatAddress(this.#endpoint);
+      this.#local = this.#accepted ? name : null;
+      this.#remote = this.#accepted ? null : name;
       return;
     }
     if (this.noDelay) socket.setNoDelay(true);
@@ -948,7 +952,7 @@ export class Stream extends Channel<StreamEvents> {
     // Keep reading (and dropping) so the kernel never answers our FIN with a reset.
     socket.resume();
     const bound = this.#closeBound || this.closeTimeout;
-    this.#closeTimer = this.engine.defer(bound, () => {
+    this.#closeTimer = this.engine._defer(bound, () => {
       this.#forced = true;
       debug('%s: graceful close timed out after %d ms', String(this), bound);
       socket.destroy();
