@@ -136,7 +136,7 @@ export class ReadBuffer {
       case 'chunk':
         return this.#take(this.#chunks[this.#head]!.length - this.#offset);
       case 'bytes':
-        return this.#nextDelimited(d.bytes);
+        return this.#nextInOneChunk(d.bytes) ?? this.#nextDelimited(d.bytes);
       case 'count':
       case 'struct':
         return this.#nextCount(d.size);
@@ -193,6 +193,30 @@ export class ReadBuffer {
     const frame = this.#take(at);
     this.#consume(delim.length);
     return frame;
+  }
+
+  /**
+   * The common case, kept lean: everything buffered is one chunk and the delimiter is in it.
+   * Null sends the caller down the general path (which also records where the search ended).
+   */
+  #nextInOneChunk(delim: Buffer): Buffer | null {
+    const head = this.#head;
+    if (head !== this.#chunks.length - 1) return null;
+    const chunk = this.#chunks[head]!;
+    const start = this.#offset;
+    const at = chunk.indexOf(delim, start + this.#scanPos);
+    if (at === -1 || at - start > this.bufferSize) return null;
+    const end = at + delim.length;
+    this.length -= end - start;
+    if (this.length === 0) {
+      this.#chunks.length = 0;
+      this.#head = 0;
+      this.#offset = 0;
+    } else {
+      this.#offset = end;
+    }
+    this.#resetScan();
+    return chunk.subarray(start, at);
   }
 
   #nextCount(size: number): Buffer | null {

@@ -177,6 +177,9 @@ export class Stream extends Channel<StreamEvents> {
   #queue: Array<string | Buffer | FileJob> = [];
   #queueBytes = 0;
   #queueStrings = true;
+  /** Bytes handed to the socket in all, and those it still holds (not yet with the OS). */
+  #handed = 0;
+  #inSocket = 0;
   #flushScheduled = false;
   #file: FileJob | null = null;
   #wantDrain = false;
@@ -251,13 +254,14 @@ export class Stream extends Channel<StreamEvents> {
     return this.#socket?.bytesRead ?? 0;
   }
 
+  /** Bytes handed to the OS (written out); `bufferedBytes` more are queued. */
   get bytesWritten(): number {
-    return this.#socket?.bytesWritten ?? 0;
+    return this.#handed - this.#inSocket;
   }
 
   /** Bytes written by the user and not yet handed to the OS. */
   get bufferedBytes(): number {
-    return this.#queueBytes + (this.#socket?.writableLength ?? 0);
+    return this.#queueBytes + this.#inSocket;
   }
 
   /** Inactivity limit in ms for reads and writes together (0: off). Measured on the Engine clock. */
@@ -692,21 +696,35 @@ export class Stream extends Channel<StreamEvents> {
    * `onWrite` before writing more.
    */
   write(data: string | Uint8Array, encoding: BufferEncoding = 'utf8'): boolean {
-    this.#checkWritable('write');
+    if (this.#state !== 'open' || this.#endRequested) this.#checkWritable('write');
+    let bytes: number;
     if (typeof data === 'string') {
-      if (data.length === 0) return this.bufferedBytes < this.writeHighWaterMark;
-      if (encoding === 'utf8' || encoding === 'utf-8') this.#enqueue(data, Buffer.byteLength(data));
-      else {
+      if (encoding !== 'utf8' && encoding !== 'utf-8') {
         if (!ENCODINGS.has(encoding)) throw new TypeError(`write(): unknown encoding ${String(encoding)}`);
-        this.#enqueue(Buffer.from(data, encoding), -1);
+        data = Buffer.from(data, encoding);
+        bytes = data.length;
+      } else {
+        bytes = data.length === 1 && data.charCodeAt(0) < 0x80 ? 1 : Buffer.byteLength(data);
       }
     } else if (data instanceof Uint8Array) {
-      if (data.length === 0) return this.bufferedBytes < this.writeHighWaterMark;
-      this.#enqueue(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength), -1);
+      if (!Buffer.isBuffer(data)) data = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      bytes = data.length;
     } else {
       throw new TypeError(`write() takes a string, Buffer or Uint8Array, got ${data === null ? 'null' : typeof data}`);
     }
-    return this.#belowHighWater();
+    if (bytes > 0) {
+      this.#queue.push(data as string | Buffer);
+      this.#queueBytes += bytes;
+      if (typeof data !== 'string') this.#queueStrings = false;
+      if (!this.#dispatching && !this.#flushScheduled) {
+        this.#flushScheduled = true;
+        process.nextTick(this.#scheduledFlush);
+      }
+      if (this.#timeoutTimer !== null) this.#lastActivity = this.engine.now();
+    }
+    if (this.#queueBytes + this.#inSocket < this.writeHighWaterMark) return true;
+    this.#wantDrain = true;
+    return false;
   }
 
   /** Pack `values` with the current Struct delimiter, or with an explicit Struct given first, and write them. */
@@ -758,20 +776,6 @@ export class Stream extends Channel<StreamEvents> {
     }
   }
 
-  #enqueue(data: string | Buffer, byteLength: number): void {
-    if (this.#timeoutTimer !== null) this.#lastActivity = this.engine.now();
-    this.#queue.push(data);
-    this.#queueBytes += byteLength < 0 ? data.length : byteLength;
-    if (typeof data !== 'string') this.#queueStrings = false;
-    this.#scheduleFlush();
-  }
-
-  #belowHighWater(): boolean {
-    if (this.bufferedBytes < this.writeHighWaterMark) return true;
-    this.#wantDrain = true;
-    return false;
-  }
-
   #scheduleFlush(): void {
     if (this.#dispatching || this.#flushScheduled) return;
     this.#flushScheduled = true;
@@ -783,61 +787,83 @@ export class Stream extends Channel<StreamEvents> {
     this.#flush();
   };
 
-  /** Hand queued writes to the socket: runs of plain data as one write, files streamed in order. */
+  /**
+   * Hand queued writes to the socket: plain data as one write, files streamed in order. While
+   * the socket still holds an earlier write, data stays in our queue, where it is counted
+   * (`bufferedBytes`) and goes out in one piece when the socket is ready.
+   */
   #flush(): void {
     const socket = this.#socket;
-    if (socket === null || this.#file !== null || this.#handshaking || (this.#state !== 'open' && this.#state !== 'closing')) return;
-    while (this.#queue.length > 0) {
-      const queue = this.#queue;
+    if (socket === null || this.#file !== null || this.#handshaking || this.#inSocket > 0) return;
+    if (this.#state !== 'open' && this.#state !== 'closing') return;
+    const queue = this.#queue;
+    if (queue.length > 0) {
       const fileAt = this.#queueStrings ? -1 : queue.findIndex(isFileJob);
-      const run = fileAt === -1 ? queue : queue.slice(0, fileAt);
-      if (run.length > 0) this.#writeRun(socket, run as Array<string | Buffer>);
       if (fileAt === -1) {
+        const bytes = this.#queueBytes;
+        const strings = this.#queueStrings;
         this.#queue = [];
         this.#queueBytes = 0;
         this.#queueStrings = true;
-        break;
-      }
-      const job = queue[fileAt] as FileJob;
-      this.#queue = queue.slice(fileAt + 1);
-      this.#queueBytes = this.#queue.reduce((n, item) => n + (isFileJob(item) ? 0 : Buffer.byteLength(item)), 0);
-      this.#file = job;
-      void this.#sendFile(socket, job);
-      return;
-    }
-    if (this.#endRequested && !socket.writableEnded) socket.end();
-  }
-
-  #writeRun(socket: net.Socket, run: Array<string | Buffer>): void {
-    const callback = this.#wantsWriteSignal() ? this.#afterWrite : undefined;
-    if (run.length === 1) {
-      socket.write(run[0]!, callback);
-    } else if (this.#queueStrings) {
-      socket.write(run.join(''), callback);
-    } else {
-      let bytes = 0;
-      for (const item of run) bytes += typeof item === 'string' ? Buffer.byteLength(item) : item.length;
-      if (bytes <= COALESCE_LIMIT) {
-        socket.write(Buffer.concat(run.map(toBuffer), bytes), callback);
+        this.#writeRun(socket, queue as Array<string | Buffer>, bytes, strings);
       } else {
-        // Large runs: writev through cork instead of copying megabytes into one buffer.
-        socket.cork();
-        for (let i = 0; i < run.length; i++) socket.write(run[i]!, i === run.length - 1 ? callback : undefined);
-        socket.uncork();
+        const run = queue.slice(0, fileAt) as Array<string | Buffer>;
+        const runBytes = run.reduce((n, item) => n + Buffer.byteLength(item), 0);
+        this.#queue = queue.slice(fileAt + 1);
+        this.#queueBytes -= runBytes;
+        if (run.length > 0) this.#writeRun(socket, run, runBytes, false);
+        const job = queue[fileAt] as FileJob;
+        this.#file = job;
+        void this.#sendFile(socket, job);
+        return;
       }
     }
+    if (this.#endRequested && this.#queue.length === 0 && this.#inSocket === 0 && !socket.writableEnded) socket.end();
   }
 
-  /** onWrite costs a callback per write: only ask for one when someone will hear it. */
-  #wantsWriteSignal(): boolean {
-    return this.#wantDrain || this.onWrite !== Stream.prototype.onWrite || this.listenerCount('write') > 0;
+  #writeRun(socket: net.Socket, run: Array<string | Buffer>, bytes: number, strings: boolean): void {
+    if (run.length === 1) {
+      socket.write(run[0]!, this.#afterWrite);
+    } else if (strings) {
+      socket.write(run.join(''), this.#afterWrite);
+    } else if (bytes <= COALESCE_LIMIT) {
+      // One buffer, filled in place: no intermediate Buffer per string.
+      const out = Buffer.allocUnsafe(bytes);
+      let at = 0;
+      for (const item of run) {
+        if (typeof item !== 'string') {
+          out.set(item, at);
+          at += item.length;
+        } else if (item.length === 1 && item.charCodeAt(0) < 0x80) {
+          out[at++] = item.charCodeAt(0);
+        } else {
+          at += out.write(item, at);
+        }
+      }
+      socket.write(out, this.#afterWrite);
+    } else {
+      // Large runs: writev through cork instead of copying megabytes into one buffer.
+      socket.cork();
+      for (let i = 0; i < run.length; i++) socket.write(run[i]!, i === run.length - 1 ? this.#afterWrite : undefined);
+      socket.uncork();
+    }
+    this.#handed += bytes;
+    this.#inSocket = socket.writableLength;
   }
 
+  /** After each socket write: note what the socket still holds, send what waited, signal the drain. */
   #afterWrite = (err?: Error | null): void => {
-    if (err || this.#queue.length > 0 || this.#file !== null) return;
-    if ((this.#socket?.writableLength ?? 0) > 0 || this.#state !== 'open') return;
-    this.#wantDrain = false;
-    this._hook('onWrite');
+    const socket = this.#socket;
+    if (err || socket === null) return;
+    this.#inSocket = socket.writableLength;
+    if (this.#inSocket > 0) return;
+    if (this.#queue.length > 0 || this.#endRequested) this.#flush();
+    if (this.#inSocket > 0 || this.#queue.length > 0 || this.#file !== null || this.#state !== 'open') return;
+    // onWrite costs a hook call per drain: only when someone will hear it.
+    if (this.#wantDrain || this.onWrite !== Stream.prototype.onWrite || this.listenerCount('write') > 0) {
+      this.#wantDrain = false;
+      this._hook('onWrite');
+    }
   };
 
   async #sendFile(socket: net.Socket, job: FileJob): Promise<void> {
@@ -853,7 +879,10 @@ export class Stream extends Channel<StreamEvents> {
         if (bytesRead === 0) break;
         position += bytesRead;
         sent += bytesRead;
-        if (!socket.write(bytesRead === want ? buffer : buffer.subarray(0, bytesRead))) await drained(socket);
+        this.#handed += bytesRead;
+        const more = socket.write(bytesRead === want ? buffer : buffer.subarray(0, bytesRead), this.#afterWrite);
+        this.#inSocket = socket.writableLength;
+        if (!more) await drained(socket);
       }
     } catch (err) {
       if (typeof job.source === 'string') await handle?.close().catch(() => undefined);
@@ -867,8 +896,7 @@ export class Stream extends Channel<StreamEvents> {
     if (typeof job.source === 'string') await handle.close().catch(() => undefined);
     this.#file = null;
     job.done.resolve(sent);
-    this.#flush();
-    if (this.#queue.length === 0) this.#afterWrite();
+    this.#afterWrite();
   }
 
   // ---- inactivity timeouts -----------------------------------------------------------------
@@ -1040,6 +1068,8 @@ export class Stream extends Channel<StreamEvents> {
   #resetConnection(): void {
     this.#state = 'connecting';
     this.#socket = null;
+    this.#handed -= this.#inSocket; // what the lost socket still held never went out
+    this.#inSocket = 0;
     this.#rb.reset();
     this.#decoder = this.#encoding === null ? null : new StringDecoder(this.#encoding);
     this.#eof = false;
@@ -1155,10 +1185,6 @@ function checkTimeout(name: string, ms: number): number {
 
 function isFileJob(item: string | Buffer | FileJob): item is FileJob {
   return typeof item === 'object' && !Buffer.isBuffer(item);
-}
-
-function toBuffer(item: string | Buffer): Buffer {
-  return typeof item === 'string' ? Buffer.from(item) : item;
 }
 
 function drained(socket: net.Socket): Promise<void> {
