@@ -152,7 +152,8 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
   }
 }
 
-function describeBriefly(err: Error): string {
+/** One log line for an error: `Name [CODE]: message (cause)`. */
+export function describeBriefly(err: Error): string {
   const cause = err.cause instanceof Error ? ` (${err.cause.message})` : '';
   const code = (err as { code?: unknown }).code;
   return `${err.name}${typeof code === 'string' ? ` [${code}]` : ''}: ${err.message}${cause}`;

@@ -13,7 +13,7 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Channel, Outcome, eventOf, type ChannelEvents, type ChannelOptions } from './channel.js';
+import { Channel, Outcome, describeBriefly, eventOf, type ChannelEvents, type ChannelOptions } from './channel.js';
 import { debug, type Timer } from './engine.js';
 import { formatAddress, parseAddress, toAddress, type AddressInput, type Family, type InetAddress } from './address.js';
 import {
@@ -27,7 +27,7 @@ import {
   WriteError,
   type SystemErrorLike,
 } from './errors.js';
-import { ReadBuffer, compileDelimiter, type CompiledDelimiter, type Delimiter } from './framing.js';
+import { ReadBuffer, compileDelimiter, decodeMatch, type CompiledDelimiter, type Delimiter } from './framing.js';
 import type { CloseOptions } from './stream.js';
 
 /** Resolves host names for sends (and the bind address); `dns.lookup` semantics. */
@@ -661,8 +661,7 @@ export class Datagram extends Channel<DatagramEvents> {
     const more = this.#suppressed > 0 ? ` (${this.#suppressed} similar lines suppressed)` : '';
     this.#lastLog = now;
     this.#suppressed = 0;
-    const code = (err as { code?: unknown }).code;
-    this.engine.log(`${String(this)}: ${err.name}${typeof code === 'string' ? ` [${code}]` : ''}: ${err.message}${more}`);
+    this.engine.log(`${String(this)}: ${describeBriefly(err)}${more}`);
   }
 
   // ---- closing -----------------------------------------------------------------------------
@@ -845,16 +844,6 @@ function socketLookup(lookup: DatagramLookup, v4: boolean) {
       callback(null, address, family);
     });
   };
-}
-
-/** A sticky match is made on latin1 text; re-decode its groups in the channel's encoding. */
-function decodeMatch(match: RegExpExecArray, enc: BufferEncoding | null): RegExpExecArray {
-  if (enc === null || enc === 'latin1' || enc === 'binary') return match;
-  for (let i = 0; i < match.length; i++) {
-    const s = match[i];
-    if (s !== undefined) match[i] = Buffer.from(s, 'latin1').toString(enc);
-  }
-  return match;
 }
 
 function checkCount(name: string, value: number): number {

@@ -66,6 +66,16 @@ function describe(value: unknown): string {
   return `${String(value)} (${typeof value})`;
 }
 
+/** A sticky match is made on latin1 text; re-decode its groups in the channel's encoding. */
+export function decodeMatch(match: RegExpExecArray, encoding: BufferEncoding | null): RegExpExecArray {
+  if (encoding === null || encoding === 'latin1' || encoding === 'binary') return match;
+  for (let i = 0; i < match.length; i++) {
+    const s = match[i];
+    if (s !== undefined) match[i] = Buffer.from(s, 'latin1').toString(encoding);
+  }
+  return match;
+}
+
 /** How the search for a spanning delimiter ended. */
 const NO = 0;
 const YES = 1;

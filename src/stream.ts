@@ -19,7 +19,7 @@ import {
   TruncatedFrameError,
   WriteError,
 } from './errors.js';
-import { ReadBuffer, compileDelimiter, type Delimiter } from './framing.js';
+import { ReadBuffer, compileDelimiter, decodeMatch, type Delimiter } from './framing.js';
 import { connectMemory } from './memory.js';
 import { Struct, type StructInput } from './struct.js';
 import {
@@ -630,7 +630,7 @@ export class Stream extends Channel<StreamEvents> {
         return;
       }
       let data: unknown;
-      if (d.kind === 'regex' && d.sticky) data = this.#decodeMatch(this.#rb.match!);
+      if (d.kind === 'regex' && d.sticky) data = decodeMatch(this.#rb.match!, this.#encoding);
       else if (this.#encoding === null) data = frame;
       else if (d.kind === 'chunk') data = this.#decoder!.write(frame);
       else data = frame.toString(this.#encoding);
@@ -639,17 +639,6 @@ export class Stream extends Channel<StreamEvents> {
     } catch (err) {
       this._hookThrew('onRead', err);
     }
-  }
-
-  /** A sticky match is made on latin1 text; re-decode its groups in the stream's encoding. */
-  #decodeMatch(match: RegExpExecArray): RegExpExecArray {
-    const enc = this.#encoding;
-    if (enc === null || enc === 'latin1' || enc === 'binary') return match;
-    for (let i = 0; i < match.length; i++) {
-      const s = match[i];
-      if (s !== undefined) match[i] = Buffer.from(s, 'latin1').toString(enc);
-    }
-    return match;
   }
 
   /** The peer sent FIN and every whole frame has been delivered. */
