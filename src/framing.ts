@@ -23,6 +23,16 @@ export const CHUNKS: CompiledDelimiter = { kind: 'chunk' };
 const ACCEPTED =
   'null (each chunk as it arrives), a non-empty string or Buffer (bytes up to it), a positive integer (that many bytes), a RegExp, or a Struct';
 
+const counts = new Map<number, CompiledDelimiter>();
+const structs = new WeakMap<Struct, CompiledDelimiter>();
+
+/**
+ * The longest RegExp delimiter match allowed for: a non-sticky search resumes this far back
+ * from where the last one failed (so framing stays O(n)), and an unmatched remainder may
+ * exceed bufferSize by this much before it overflows (the match may have begun in it).
+ */
+export const REGEX_MATCH_LIMIT = 256;
+
 /** Encodings whose bytes for a text delimiter differ from UTF-8's. */
 const TEXT_ENCODINGS = new Set<string>(['latin1', 'binary', 'ascii', 'utf16le', 'ucs2', 'utf-16le', 'ucs-2']);
 
@@ -43,7 +53,14 @@ export function compileDelimiter(value: Delimiter, encoding: BufferEncoding | nu
     if (!Number.isSafeInteger(value) || value <= 0) {
       throw new TypeError(`readDelimiter ${value} is not a positive integer: expected ${ACCEPTED}`);
     }
-    return { kind: 'count', size: value };
+    // Length-prefixed protocols switch to a new count for every message: reuse the object.
+    let compiled = counts.get(value);
+    if (compiled === undefined) {
+      if (counts.size >= 4096) counts.clear();
+      compiled = { kind: 'count', size: value };
+      counts.set(value, compiled);
+    }
+    return compiled;
   }
   if (value instanceof RegExp) {
     // A private copy with only the flags we drive: the user's regex keeps no hidden state
@@ -57,7 +74,14 @@ export function compileDelimiter(value: Delimiter, encoding: BufferEncoding | nu
       extend: new RegExp(value.source, `${base}y`),
     };
   }
-  if (value instanceof Struct) return { kind: 'struct', size: value.size, struct: value };
+  if (value instanceof Struct) {
+    let compiled = structs.get(value);
+    if (compiled === undefined) {
+      compiled = { kind: 'struct', size: value.size, struct: value };
+      structs.set(value, compiled);
+    }
+    return compiled;
+  }
   throw new TypeError(`invalid readDelimiter ${describe(value)}: expected ${ACCEPTED}`);
 }
 
@@ -68,12 +92,30 @@ function describe(value: unknown): string {
 
 /** A sticky match is made on latin1 text; re-decode its groups in the channel's encoding. */
 export function decodeMatch(match: RegExpExecArray, encoding: BufferEncoding | null): RegExpExecArray {
+  // `input` is the whole buffered text: do not let a kept match pin it.
+  match.input = match[0];
   if (encoding === null || encoding === 'latin1' || encoding === 'binary') return match;
-  for (let i = 0; i < match.length; i++) {
-    const s = match[i];
-    if (s !== undefined) match[i] = Buffer.from(s, 'latin1').toString(encoding);
+  const decode = (s: string | undefined) => (s === undefined ? s : Buffer.from(s, 'latin1').toString(encoding));
+  for (let i = 0; i < match.length; i++) match[i] = decode(match[i])!;
+  if (match.groups !== undefined) {
+    for (const key of Object.keys(match.groups)) match.groups[key] = decode(match.groups[key])!;
   }
+  match.input = match[0];
   return match;
+}
+
+/** The first match at or after `from` that makes progress (an empty match at 0 does not). */
+function findDelimiter(search: RegExp, text: string, from: number): RegExpExecArray | null {
+  for (let at = from; at <= text.length; ) {
+    search.lastIndex = at;
+    const m = search.exec(text);
+    if (m === null) return null;
+    if (m[0].length > 0) return m;
+    // An empty match at 0 makes no progress; one at the very end may yet grow with more bytes.
+    if (m.index > 0 && m.index < text.length) return m;
+    at = m.index + 1;
+  }
+  return null;
 }
 
 /** How the search for a spanning delimiter ended. */
@@ -107,6 +149,8 @@ export class ReadBuffer {
   #text: string | null = null;
   /** A non-sticky RegExp match that ended at the end of the data: more bytes may extend it. */
   #openMatch: string | null = null;
+  /** Where the next non-sticky RegExp search starts (see REGEX_MATCH_LIMIT). */
+  #regexFrom = 0;
 
   constructor(bufferSize = 65536) {
     this.bufferSize = bufferSize;
@@ -214,7 +258,8 @@ export class ReadBuffer {
     if (head !== this.#chunks.length - 1) return null;
     const chunk = this.#chunks[head]!;
     const start = this.#offset;
-    const at = chunk.indexOf(delim, start + this.#scanPos);
+    // A one-byte delimiter searched as a number is a plain byte scan (a Buffer needle is not).
+    const at = delim.length === 1 ? chunk.indexOf(delim[0]!, start + this.#scanPos) : chunk.indexOf(delim, start + this.#scanPos);
     if (at === -1 || at - start > this.bufferSize) return null;
     const end = at + delim.length;
     this.length -= end - start;
@@ -240,39 +285,37 @@ export class ReadBuffer {
   #nextRegex(search: RegExp, sticky: boolean): Buffer | null {
     this.#text ??= this.#latin1();
     const text = this.#text;
-    let from = 0;
-    for (;;) {
-      search.lastIndex = from;
-      const m = search.exec(text);
-      if (m === null || (sticky && m.index !== 0)) break;
-      const len = m[0].length;
-      if (len === 0) {
-        // An empty match makes no progress: look for a non-empty one (or one further on).
-        if (sticky || from >= text.length) break;
-        if (m.index === 0) {
-          from = 1;
-          continue;
-        }
-      }
-      const frameLen = sticky ? len : m.index;
-      if (frameLen > this.bufferSize) {
-        this.#consume(sticky ? len : m.index + len);
-        this.overflow = frameLen;
-        return null;
-      }
-      if (sticky) {
-        this.match = m;
-        return this.#take(len);
-      }
-      const frame = this.#take(m.index);
-      this.#consume(len);
-      // Delivered now (a request must not wait for more bytes), but remembered: with
-      // /\r\n|\r|\n/, a '\r' ending this chunk may be the start of a '\r\n'.
-      if (len > 0 && m.index + len === text.length) this.#openMatch = m[0];
-      return frame;
+    let m: RegExpExecArray | null;
+    if (sticky) {
+      search.lastIndex = 0;
+      m = search.exec(text);
+      if (m !== null && m[0].length === 0) m = null; // an empty match makes no progress: wait
+    } else {
+      m = findDelimiter(search, text, this.#regexFrom);
     }
-    if (this.length > this.bufferSize) this.#overflowed(this.length, this.length);
-    return null;
+    if (m === null) {
+      // Resume the next search near the end: earlier starts were tried against all these bytes.
+      if (!sticky) this.#regexFrom = Math.max(0, text.length - REGEX_MATCH_LIMIT);
+      if (this.length > this.bufferSize + (sticky ? 0 : REGEX_MATCH_LIMIT)) this.#overflowed(this.length, sticky ? this.length : -1);
+      return null;
+    }
+    const len = m[0].length;
+    const frameLen = sticky ? len : m.index;
+    if (frameLen > this.bufferSize) {
+      this.#consume(m.index + len);
+      this.overflow = frameLen;
+      return null;
+    }
+    if (sticky) {
+      this.match = m;
+      return this.#take(len);
+    }
+    const frame = this.#take(m.index);
+    this.#consume(len);
+    // Delivered now (a request must not wait for more bytes), but remembered: with
+    // /\r\n|\r|\n/, a '\r' ending this chunk may be the start of a '\r\n'.
+    if (len > 0 && m.index + len === text.length) this.#openMatch = m[0];
+    return frame;
   }
 
   /**
@@ -319,6 +362,18 @@ export class ReadBuffer {
       return this.#skip === 0;
     }
     const d = this.#delimiter;
+    if (d.kind === 'regex' && !d.sticky) {
+      this.#text ??= this.#latin1();
+      const m = findDelimiter(d.search, this.#text, 0);
+      if (m === null) {
+        // Keep a tail: the match that ends the oversized frame may have begun in it.
+        this.#consume(Math.max(0, this.length - REGEX_MATCH_LIMIT));
+        return false;
+      }
+      this.#consume(m.index + m[0].length);
+      this.#skip = 0;
+      return true;
+    }
     if (d.kind !== 'bytes') {
       // No way to find the end of an oversized frame: drop what is buffered and start afresh.
       this.#consume(this.length);
@@ -349,7 +404,7 @@ export class ReadBuffer {
       const clen = c.length - start;
       const local = pos - base;
       if (local < clen) {
-        const hit = c.indexOf(delim, start + local);
+        const hit = dlen === 1 ? c.indexOf(delim[0]!, start + local) : c.indexOf(delim, start + local);
         if (hit !== -1) return base + hit - start;
         // A delimiter may start near the end of this chunk and finish in the next ones.
         for (let p = Math.max(local, clen - dlen + 1); p < clen; p++) {
@@ -440,6 +495,7 @@ export class ReadBuffer {
   }
 
   #resetScan(): void {
+    this.#regexFrom = 0;
     this.#scanPos = 0;
     this.#scanChunk = this.#head;
     this.#scanBase = 0;

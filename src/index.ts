@@ -27,3 +27,7 @@ export {
 export { type LinkOptions } from './memory.js';
 export { parseAddress, formatAddress, type Address, type AddressInput, type InetAddress, type Family, type Endpoint } from './address.js';
 export { Datagram, MAX_DATAGRAM_IPV4, MAX_DATAGRAM_IPV6, type DatagramOptions, type DatagramListenOptions, type DatagramEvents, type DatagramAddressInput, type DatagramLookup, type Destination } from './datagram.js';
+export { Packets, PacketConnection, PacketClient, framePacket, PACKET_HEADER, DEFAULT_MAX_PACKET_SIZE, MAX_PACKET_SIZE, type PacketOptions, type PacketEvents, type PacketChannel, type PacketMembers, type TypedEvents } from './packet.js';
+export { jsonCodec, msgpackCodec, CodecError, type Codec, type MessagePackLike } from './codec.js';
+export { Messages, MessageConnection, MessageClient, RemoteError, LimitError, MAX_REQUEST_ID, DEFAULT_MAX_IN_FLIGHT, type MessageOptions, type MessageEvents, type MessageChannel, type MessageMembers, type MessageKind, type SentMessage, type CloseReport, type CloseMode, type MessageCloseOptions, type RequestOptions } from './message.js';
+export { Registry, RegistryConnection, RegistryClient, PacketRegistry, HandshakeError, MAX_PACKET_ID, type PacketRegistryOptions, type RegistryOptions, type RegistryCloseOptions, type RegistryEvents, type RegistryChannel, type RegistryMembers } from './registry.js';

@@ -192,7 +192,7 @@ export class Stream extends Channel<StreamEvents> {
   #closeBound = 0;
   #connecting: ReturnType<typeof Outcome.create<void>> | null = null;
   #upgrading: ReturnType<typeof Outcome.create<void>> | null = null;
-  #readyTimer: NodeJS.Timeout | undefined;
+  #readyTimer: Timer | null = null;
   #onReady: (() => void) | null = null;
   #accepted = false;
   #clientTLS: TLSClientOptions | null = null;
@@ -362,7 +362,7 @@ export class Stream extends Channel<StreamEvents> {
     this.#endpoint = endpoint;
     this.#connectOptions = options;
     this.#connecting = Outcome.create<void>();
-    this.#adoptFieldOverrides();
+    this.#syncFields();
     this.#openSocket();
     return this.#connecting.outcome;
   }
@@ -385,10 +385,10 @@ export class Stream extends Channel<StreamEvents> {
             ...(family !== undefined && { family }),
           });
     if (timeout !== undefined) {
-      this.#readyTimer = setTimeout(() => {
+      this.#readyTimer = this.engine._defer(timeout, () => {
         const err = Object.assign(new Error(`connect timed out after ${timeout} ms`), { code: 'ETIMEDOUT', syscall: 'connect' });
         this.#socket?.destroy(err);
-      }, timeout);
+      });
     }
     this.#listenTo(socket);
     if (this.#paused) socket.pause();
@@ -397,7 +397,7 @@ export class Stream extends Channel<StreamEvents> {
 
   /** @internal wire a socket (connecting, or accepted by a server) into this stream. */
   _attach(socket: net.Socket, listening?: Endpoint): void {
-    this.#adoptFieldOverrides();
+    this.#syncFields();
     this.#listenTo(socket);
     this.#state = 'connecting';
     if (!socket.connecting) {
@@ -433,7 +433,7 @@ export class Stream extends Channel<StreamEvents> {
 
   /** Connected (and, with TLS, handshaken): open the channel. */
   #ready(): void {
-    clearTimeout(this.#readyTimer);
+    this.#readyTimer?.cancel();
     const connecting = this.#connecting;
     this.#connecting = null;
     if (this.#state === 'closing') {
@@ -518,12 +518,11 @@ export class Stream extends Channel<StreamEvents> {
     this.#handshaking = true;
     this.#listenTo(secure);
     const limit = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
-    const timer = setTimeout(() => {
+    const timer = this.engine._defer(limit, () => {
       secure.destroy(Object.assign(new Error(`TLS handshake timed out after ${limit} ms`), { code: 'ETIMEDOUT' }));
-    }, limit);
-    timer.unref();
+    });
     secure.once(this.#accepted ? 'secure' : 'secureConnect', () => {
-      clearTimeout(timer);
+      timer.cancel();
       const refused = this.#accepted ? clientCertificateError(secure, options as TLSServerOptions) : null;
       if (refused !== null) {
         secure.destroy(refused);
@@ -537,27 +536,42 @@ export class Stream extends Channel<StreamEvents> {
       else this.#flush();
       upgrading?.resolve();
     });
-    secure.once('close', () => clearTimeout(timer));
+    secure.once('close', () => timer.cancel());
   }
 
   /**
-   * Class fields (`readDelimiter = '\n'` in a subclass) and prototype assignments
-   * (`MyConn.prototype.encoding = 'utf8'`) create data properties that hide the validating
-   * accessor. Route the nearest such value back through the accessor.
+   * Class fields (`readDelimiter = '\n'` in a subclass) and prototype assignments define plain
+   * data properties that hide the validating accessors. They are left in place (deleting one
+   * would drop the object into V8's slow dictionary mode) and read instead: applied when the
+   * stream attaches and at each dispatch, and `readDelimiter` by identity before every frame.
    */
-  #adoptFieldOverrides(): void {
-    for (const key of ['encoding', 'bufferSize', 'readDelimiter'] as const) {
-      for (let obj: object | null = this; obj !== null && obj !== Stream.prototype; obj = Object.getPrototypeOf(obj)) {
-        const desc = Object.getOwnPropertyDescriptor(obj, key);
-        if (desc === undefined) continue;
-        if ('value' in desc) {
-          if (obj === this) delete (this as Partial<Record<typeof key, unknown>>)[key];
-          Object.defineProperty(this, key, { ...Object.getOwnPropertyDescriptor(Stream.prototype, key), enumerable: false });
-          (this as Record<typeof key, unknown>)[key] = desc.value;
-        }
-        break;
-      }
+  #syncFields(): void {
+    const { encoding, bufferSize, readDelimiter } = this;
+    if (encoding !== this.#encoding) this.#applyEncoding(encoding);
+    if (bufferSize !== this.#rb.bufferSize) this.#applyBufferSize(bufferSize);
+    if (readDelimiter !== this.#delimiter) this.#applyDelimiter(readDelimiter);
+  }
+
+  #applyDelimiter(value: Delimiter): void {
+    this.#rb.setDelimiter(compileDelimiter(value, this.#encoding));
+    this.#delimiter = value;
+  }
+
+  #applyEncoding(value: BufferEncoding | null): void {
+    if (value !== null && !ENCODINGS.has(value)) {
+      throw new TypeError(`encoding must be null (Buffers) or a Buffer encoding such as 'utf8', got ${String(value)}`);
     }
+    this.#encoding = value;
+    this.#decoder = value === null ? null : new StringDecoder(value);
+    // A string delimiter's bytes depend on the encoding.
+    if (typeof this.#delimiter === 'string') this.#rb.setDelimiter(compileDelimiter(this.#delimiter, value));
+  }
+
+  #applyBufferSize(value: number): void {
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new RangeError(`bufferSize must be a positive integer number of bytes, got ${String(value)}`);
+    }
+    this.#rb.bufferSize = value;
   }
 
   // ---- reading -----------------------------------------------------------------------------
@@ -590,6 +604,11 @@ export class Stream extends Channel<StreamEvents> {
   };
 
   #onEnd = (): void => {
+    if (this.#handshaking) {
+      // The peer gave up before the TLS handshake finished: that is a TLS failure.
+      this.#socket?.destroy(Object.assign(new Error('the peer closed the connection during the TLS handshake'), { code: 'ECONNRESET' }));
+      return;
+    }
     this.#eof = true;
     this.#dispatch();
   };
@@ -608,7 +627,23 @@ export class Stream extends Channel<StreamEvents> {
 
   #deliverFrames(): void {
     const rb = this.#rb;
+    try {
+      this.#syncFields();
+    } catch (err) {
+      this._hookThrew('onRead', err);
+      return;
+    }
     while (!this.#paused && this.#state === 'open') {
+      const wanted = this.readDelimiter;
+      if (wanted !== this.#delimiter) {
+        // Set as a plain property (a class field) inside onRead: apply it to what is buffered.
+        try {
+          this.#applyDelimiter(wanted);
+        } catch (err) {
+          this._hookThrew('onRead', err);
+          return;
+        }
+      }
       const frame = rb.next();
       if (frame === null) {
         if (rb.overflow === 0) break;
@@ -1069,7 +1104,7 @@ export class Stream extends Channel<StreamEvents> {
     this.#closeTimer?.cancel();
     this.#timeoutTimer?.cancel();
     this.#timeoutTimer = null;
-    clearTimeout(this.#readyTimer);
+    this.#readyTimer?.cancel();
     if (this.#file !== null) {
       this.#file.done.reject(new ClosedError(`${String(this)}: the connection dropped during writeFile()`));
       this.#file = null;
@@ -1086,7 +1121,7 @@ export class Stream extends Channel<StreamEvents> {
     this.#queue = [];
     this.#queueBytes = 0;
     this.engine._unregister(this);
-    clearTimeout(this.#readyTimer);
+    this.#readyTimer?.cancel();
     const pending = this.#connecting ?? this.#upgrading;
     this.#connecting = null;
     this.#upgrading = null;
@@ -1102,8 +1137,8 @@ export class Stream extends Channel<StreamEvents> {
   }
 
   static {
-    // Validating accessors, defined on the prototype so that subclasses may still declare
-    // `readDelimiter = '\n'` as a class field (adopted by #adoptFieldOverrides).
+    // Validating accessors on the prototype. Subclasses may still declare
+    // `readDelimiter = '\n'` as a class field: see #syncFields.
     Object.defineProperties(Stream.prototype, {
       readDelimiter: {
         configurable: true,
@@ -1111,9 +1146,8 @@ export class Stream extends Channel<StreamEvents> {
           return #rb in this ? this.#delimiter : null;
         },
         set(this: Stream, value: Delimiter) {
-          if (!(#rb in this)) return definePlain(this, 'readDelimiter', value);
-          this.#rb.setDelimiter(compileDelimiter(value, this.#encoding));
-          this.#delimiter = value;
+          if (#rb in this) this.#applyDelimiter(value);
+          else definePlain(this, 'readDelimiter', value);
         },
       },
       encoding: {
@@ -1122,14 +1156,8 @@ export class Stream extends Channel<StreamEvents> {
           return #rb in this ? this.#encoding : null;
         },
         set(this: Stream, value: BufferEncoding | null) {
-          if (!(#rb in this)) return definePlain(this, 'encoding', value);
-          if (value !== null && !ENCODINGS.has(value)) {
-            throw new TypeError(`encoding must be null (Buffers) or a Buffer encoding such as 'utf8', got ${String(value)}`);
-          }
-          this.#encoding = value;
-          this.#decoder = value === null ? null : new StringDecoder(value);
-          // A string delimiter's bytes depend on the encoding.
-          if (typeof this.#delimiter === 'string') this.#rb.setDelimiter(compileDelimiter(this.#delimiter, value));
+          if (#rb in this) this.#applyEncoding(value);
+          else definePlain(this, 'encoding', value);
         },
       },
       bufferSize: {
@@ -1138,11 +1166,8 @@ export class Stream extends Channel<StreamEvents> {
           return #rb in this ? this.#rb.bufferSize : undefined;
         },
         set(this: Stream, value: number) {
-          if (!(#rb in this)) return definePlain(this, 'bufferSize', value);
-          if (!Number.isSafeInteger(value) || value <= 0) {
-            throw new RangeError(`bufferSize must be a positive integer number of bytes, got ${String(value)}`);
-          }
-          this.#rb.bufferSize = value;
+          if (#rb in this) this.#applyBufferSize(value);
+          else definePlain(this, 'bufferSize', value);
         },
       },
     });

@@ -309,12 +309,16 @@ export class Struct {
 // Constructing a DataView costs more than a small unpack, so keep one per ArrayBuffer
 // (Buffers share pooled ArrayBuffers); a WeakMap lets the ArrayBuffers be collected.
 const views = new WeakMap<ArrayBufferLike, DataView>();
+/** Frames from one received chunk share its ArrayBuffer: the last view is usually the one. */
+let lastView: DataView | null = null;
 function viewOf(u8: Uint8Array): DataView {
+  if (lastView !== null && lastView.buffer === u8.buffer) return lastView;
   let dv = views.get(u8.buffer);
   if (dv === undefined) {
     dv = new DataView(u8.buffer);
     views.set(u8.buffer, dv);
   }
+  lastView = dv;
   return dv;
 }
 

@@ -151,3 +151,55 @@ describe('bounded closes', () => {
     expect(() => client.close({ timeout: 0 })).toThrow(RangeError);
   });
 });
+
+describe('connect and handshake bounds', () => {
+  it('a TLS handshake that never starts ends in onTLSError(ETIMEDOUT) at handshakeTimeout on the Engine clock', async () => {
+    const { hasOpenSSL, testPKI } = await import('./tls-certs.js');
+    if (!hasOpenSSL()) return; // no openssl to make certificates with: nothing to test
+    const engine = testEngine({ clock: 'virtual' });
+    const pki = testPKI();
+    const seen = deferred<Error>();
+    class Tls extends Sink {
+      override onTLSError(err: Error) {
+        seen.resolve(err);
+      }
+    }
+    const server = new Server(Tls, { engine, tls: { key: pki.key, cert: pki.cert, handshakeTimeout: 1000 } });
+    await server.listen(['127.0.0.1', 0]);
+    const silent = new Peer(portOf(server.localAddress));
+    await silent.connected();
+    while (engine.channels.size < 2) await new Promise((r) => setImmediate(r));
+    engine.advance(999);
+    engine.advance(1);
+    expect(await seen.promise).toMatchObject({ code: 'ERR_TREWS_TLS', systemCode: 'ETIMEDOUT' });
+    await silent.untilClosed();
+  });
+
+  it('a connect that gets no answer fails with ETIMEDOUT after its timeout', async () => {
+    const engine = testEngine();
+    // A listener that never accepts, with its queue filled: further SYNs go unanswered.
+    const { spawn } = await import('node:child_process');
+    const child = spawn('python3', ['-c', `import socket, sys, time
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const port = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+    // listen(0) queues one connection; the next ones get no answer (not awaited: they hang too).
+    const first = new Peer(port);
+    await first.connected();
+    new Peer(port);
+    new Peer(port);
+    try {
+      const client = new Client({ engine });
+      const err = await client.connect(['127.0.0.1', port], { timeout: 300 }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      if (err === null) return; // this kernel answered anyway: nothing left to time out
+      expect(err).toMatchObject({ code: 'ERR_TREWS_CONNECT', systemCode: 'ETIMEDOUT' });
+    } finally {
+      child.stdin.end();
+      child.kill();
+    }
+  });
+});
