@@ -283,19 +283,26 @@ export class ReadBuffer {
   }
 
   #nextRegex(search: RegExp, sticky: boolean): Buffer | null {
-    this.#text ??= this.#latin1();
-    const text = this.#text;
     let m: RegExpExecArray | null;
     if (sticky) {
+      this.#text ??= this.#latin1();
       search.lastIndex = 0;
-      m = search.exec(text);
+      m = search.exec(this.#text);
       if (m !== null && m[0].length === 0) m = null; // an empty match makes no progress: wait
+    } else if (this.#regexFrom === 0) {
+      this.#text ??= this.#latin1();
+      m = findDelimiter(search, this.#text, 0);
     } else {
-      m = findDelimiter(search, text, this.#regexFrom);
+      // A resumed search decodes only its window (and a little context before it for
+      // lookbehinds): flattening all the text for every chunk would be quadratic.
+      const back = Math.min(this.#regexFrom, REGEX_MATCH_LIMIT);
+      const start = this.#regexFrom - back;
+      m = findDelimiter(search, this.#latin1(start), back);
+      if (m !== null) m.index += start;
     }
     if (m === null) {
       // Resume the next search near the end: earlier starts were tried against all these bytes.
-      if (!sticky) this.#regexFrom = Math.max(0, text.length - REGEX_MATCH_LIMIT);
+      if (!sticky) this.#regexFrom = Math.max(0, this.length - REGEX_MATCH_LIMIT);
       if (this.length > this.bufferSize + (sticky ? 0 : REGEX_MATCH_LIMIT)) this.#overflowed(this.length, sticky ? this.length : -1);
       return null;
     }
@@ -314,7 +321,7 @@ export class ReadBuffer {
     this.#consume(len);
     // Delivered now (a request must not wait for more bytes), but remembered: with
     // /\r\n|\r|\n/, a '\r' ending this chunk may be the start of a '\r\n'.
-    if (len > 0 && m.index + len === text.length) this.#openMatch = m[0];
+    if (len > 0 && this.length === 0) this.#openMatch = m[0];
     return frame;
   }
 
@@ -337,11 +344,15 @@ export class ReadBuffer {
     return !reachesEnd;
   }
 
-  #latin1(): string {
+  /** The buffered bytes from `from` on, as latin1 text (byte offsets = string offsets). */
+  #latin1(from = 0): string {
     let text = '';
+    let skip = from;
     for (let i = this.#head; i < this.#chunks.length; i++) {
       const c = this.#chunks[i]!;
-      text += c.toString('latin1', i === this.#head ? this.#offset : 0);
+      const start = (i === this.#head ? this.#offset : 0) + skip;
+      skip = Math.max(0, start - c.length);
+      if (start < c.length) text += c.toString('latin1', start);
     }
     return text;
   }
