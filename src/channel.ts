@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { Engine, debug } from './engine.js';
-import { HookError } from './errors.js';
+import { HookError, ReadError, WriteError } from './errors.js';
 
 export interface ChannelOptions {
   /** The engine this channel lives in (default: `Engine.instance()`). */
@@ -93,10 +93,17 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
 
   /**
    * Any error not handled by a more specific hook. The default logs it (unless an `'error'`
-   * listener or an awaiting caller receives it) and closes the channel without flushing.
+   * listener or an awaiting caller receives it, or it only says the peer reset or vanished:
+   * that goes to `NODE_DEBUG=trews`) and closes the channel without flushing.
    */
   onError(err: Error): void {
-    if (!this.#isObserved(err)) this.engine.log(`${String(this)}: ${describeBriefly(err)}`);
+    if (this.#isObserved(err)) {
+      // Someone else receives it.
+    } else if (peerWentAway(err)) {
+      debug('%s: %s', String(this), describeBriefly(err)); // routine for a server: not worth a log line
+    } else {
+      this.engine.log(`${String(this)}: ${describeBriefly(err)}`);
+    }
     void this.close(false);
   }
 
@@ -150,6 +157,13 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
   override toString(): string {
     return `${this.constructor.name}#${this.id}`;
   }
+}
+
+const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/** A read or write failed because the peer reset or vanished. */
+function peerWentAway(err: Error): boolean {
+  return (err instanceof ReadError || err instanceof WriteError) && PEER_GONE.has(err.systemCode ?? '');
 }
 
 /** One log line for an error: `Name [CODE]: message (cause)`. */

@@ -17,7 +17,7 @@ import { Connection } from './connection.js';
 import { debug, type Timer } from './engine.js';
 import { ClosedError, TimeoutError, TrewsError } from './errors.js';
 import type { CloseOptions, Stream } from './stream.js';
-import { CodecError, decodeWith, encodeWith, jsonCodec, type Codec } from './codec.js';
+import { CodecError, decodeWith, jsonCodec, messageOf, type Codec } from './codec.js';
 import { Outbox, type OutboxItem } from './outbox.js';
 import { Packets, framePacket, type Constructor, type PacketChannel, type PacketEvents, type PacketOptions, type TypedEvents } from './packet.js';
 import { inspect } from 'node:util';
@@ -269,8 +269,13 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
 
     /** Encode and frame a message: any failure is thrown here, at the sending call. */
     #message(kind: MessageKind, id: number | null, content: unknown): Outgoing {
-      const what = kind === 'notify' ? 'a notification' : `the ${kind} ${kind === 'request' ? '' : 'to request '}${String(id)}`;
-      const payload = encodeWith(this.codec, [KIND_TYPE[kind], id, content], what);
+      let payload: Uint8Array | string;
+      try {
+        payload = this.codec.encode([KIND_TYPE[kind], id, content]);
+      } catch (err) {
+        const what = kind === 'notify' ? 'a notification' : kind === 'request' ? `request ${id}` : `the ${kind} to request ${id}`;
+        throw new CodecError(`${what} could not be encoded as ${this.codec.name ?? 'the codec'}: ${messageOf(err)}`, { cause: err });
+      }
       return { kind, id, content, frame: framePacket(payload, this.maxPacketSize), start: 0, end: 0 };
     }
 
@@ -358,7 +363,13 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
           value = err; // not encodable, or too large: tell the peer why
         }
       }
-      entry ??= this.#message('failure', id, failureContent(value));
+      try {
+        entry ??= this.#message('failure', id, failureContent(value));
+      } catch (err) {
+        // Even the failure does not fit maxPacketSize: no answer can be sent.
+        this._hook('onError', err);
+        return;
+      }
       this.#outbox.push(entry);
     }
 

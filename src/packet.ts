@@ -5,8 +5,8 @@
  * `Packets(Base)` adds them to any Stream class; `PacketConnection` (for a Server) and
  * `PacketClient` are ready to subclass. Override `onPacket(payload)` (or listen for
  * `'packet'`) and call `sendPacket(payload)`. Framing switches `readDelimiter` between the
- * `Struct('!I')` header and the announced length; do not override `onRead` or set
- * `readDelimiter` on a packet channel.
+ * 4-byte header and the length it announces; do not override `onRead` or set `readDelimiter`
+ * on a packet channel.
  */
 import { Client } from './client.js';
 import { Connection } from './connection.js';
@@ -14,8 +14,9 @@ import { OverflowError } from './errors.js';
 import type { Stream, StreamEvents, StreamOptions } from './stream.js';
 import { Struct } from './struct.js';
 
-/** The packet header: one unsigned 32-bit big-endian length. */
+/** The packet header: one unsigned 32-bit big-endian length (for `writePacked`, or a peer of your own). */
 export const PACKET_HEADER = new Struct('!I');
+const HEADER_SIZE = 4;
 
 /** Default `maxPacketSize`: 1 MiB. */
 export const DEFAULT_MAX_PACKET_SIZE = 1024 * 1024;
@@ -63,6 +64,8 @@ export interface PacketMembers {
 export function Packets<T extends Constructor<Stream>>(Base: T): Constructor<PacketChannel> & T {
   class PacketStream extends Base implements PacketMembers {
     maxPacketSize: number;
+    /** The next frame is a header (else a payload, or bytes to skip). */
+    #atHeader = true;
     /** Payload bytes still to skip after an oversized header whose error hook kept the channel. */
     #discarding = 0;
 
@@ -71,11 +74,11 @@ export function Packets<T extends Constructor<Stream>>(Base: T): Constructor<Pac
       super(...args);
       const options = (args[0] ?? {}) as PacketOptions;
       this.maxPacketSize = checkPacketSize(options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE);
-      this.readDelimiter = PACKET_HEADER;
+      this.#expectHeader();
       // A reconnecting client's new connection starts with a header.
       this.on('reconnecting', () => {
         this.#discarding = 0;
-        this.readDelimiter = PACKET_HEADER;
+        this.#expectHeader();
       });
     }
 
@@ -87,15 +90,20 @@ export function Packets<T extends Constructor<Stream>>(Base: T): Constructor<Pac
       return this.write(framePacket(payload, this.maxPacketSize));
     }
 
-    // Headers arrive as onRead(length) (a Struct delimiter's values), payloads as onRead(Buffer).
-    override onRead(data: number | Buffer): void {
-      if (typeof data === 'number') this.#header(data);
+    // A 4-byte count delimiter rather than Struct('!I'): no values array per header.
+    override onRead(data: Buffer): void {
+      if (this.#atHeader) this.#header(data.readUInt32BE(0));
       else if (this.#discarding > 0) this.#discard(data.length);
       else {
         // Back to headers first, so that onPacket sees a channel ready for the next packet.
-        this.readDelimiter = PACKET_HEADER;
+        this.#expectHeader();
         this._hook('onPacket', data);
       }
+    }
+
+    #expectHeader(): void {
+      this.#atHeader = true;
+      this.readDelimiter = HEADER_SIZE;
     }
 
     #header(length: number): void {
@@ -111,13 +119,16 @@ export function Packets<T extends Constructor<Stream>>(Base: T): Constructor<Pac
         return;
       }
       if (length > this.bufferSize) this.bufferSize = length;
+      this.#atHeader = false;
       this.readDelimiter = length;
     }
 
     /** Account for skipped payload bytes (negative: start skipping that many), then read on. */
     #discard(bytes: number): void {
       this.#discarding = bytes < 0 ? -bytes : this.#discarding - bytes;
-      this.readDelimiter = this.#discarding > 0 ? Math.min(this.#discarding, this.bufferSize) : PACKET_HEADER;
+      if (this.#discarding === 0) return this.#expectHeader();
+      this.#atHeader = false;
+      this.readDelimiter = Math.min(this.#discarding, this.bufferSize);
     }
   }
   // The class has the members; the cast adds the event typing.

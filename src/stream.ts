@@ -42,7 +42,10 @@ export interface StreamOptions extends ChannelOptions {
   bufferSize?: number;
   /** Keep the channel open for writing after the peer's FIN (default false: close after flushing). */
   allowHalfOpen?: boolean;
-  /** How long a graceful close waits for the peer to finish before forcing it (ms, default 10000). */
+  /**
+   * How long a graceful close may stall (nothing more sent, or the peer not finishing) before
+   * it is forced (ms, default 5000).
+   */
   closeTimeout?: number;
   /** Call `onTimeout('idle')` after this many ms with no bytes read or written (0: never, the default). */
   idleTimeout?: number;
@@ -133,6 +136,8 @@ interface FileJob {
 }
 
 const COALESCE_LIMIT = 256 * 1024;
+/** The most bytes handed to the socket at once (see #takeRun). */
+const HAND_LIMIT = 256 * 1024;
 const FILE_CHUNK = 64 * 1024;
 const ENCODINGS = new Set(['utf8', 'utf-8', 'utf16le', 'utf-16le', 'ucs2', 'ucs-2', 'latin1', 'binary', 'ascii', 'base64', 'base64url', 'hex']);
 
@@ -177,6 +182,7 @@ export class Stream extends Channel<StreamEvents> {
   #queue: Array<string | Buffer | FileJob> = [];
   #queueBytes = 0;
   #queueStrings = true;
+  #queueFiles = 0;
   /** Bytes handed to the socket in all, and those it still holds (not yet with the OS). */
   #handed = 0;
   #inSocket = 0;
@@ -204,7 +210,7 @@ export class Stream extends Channel<StreamEvents> {
   constructor(options: StreamOptions = {}) {
     super(options);
     this.allowHalfOpen = options.allowHalfOpen ?? false;
-    this.closeTimeout = options.closeTimeout ?? 10_000;
+    this.closeTimeout = options.closeTimeout ?? 5000;
     if (options.idleTimeout !== undefined) this.idleTimeout = options.idleTimeout;
     if (options.readTimeout !== undefined) this.readTimeout = options.readTimeout;
     this.writeHighWaterMark = options.writeHighWaterMark ?? 65536;
@@ -777,6 +783,7 @@ export class Stream extends Channel<StreamEvents> {
     }
     const job: FileJob = { source: file, offset, length, done: Outcome.create<number>() };
     this.#queue.push(job);
+    this.#queueFiles++;
     this.#queueStrings = false;
     this.#scheduleFlush();
     return job.done.outcome;
@@ -821,28 +828,58 @@ export class Stream extends Channel<StreamEvents> {
     if (socket === null || this.#file !== null || this.#handshaking || this.#inSocket > 0) return;
     if (this.#state !== 'open' && this.#state !== 'closing') return;
     const queue = this.#queue;
-    if (queue.length > 0) {
-      const fileAt = this.#queueStrings ? -1 : queue.findIndex(isFileJob);
-      if (fileAt === -1) {
-        const bytes = this.#queueBytes;
-        const strings = this.#queueStrings;
-        this.#queue = [];
-        this.#queueBytes = 0;
-        this.#queueStrings = true;
-        this.#writeRun(socket, queue as Array<string | Buffer>, bytes, strings);
-      } else {
-        const run = queue.slice(0, fileAt) as Array<string | Buffer>;
-        const runBytes = run.reduce((n, item) => n + Buffer.byteLength(item), 0);
-        this.#queue = queue.slice(fileAt + 1);
-        this.#queueBytes -= runBytes;
-        if (run.length > 0) this.#writeRun(socket, run, runBytes, false);
-        const job = queue[fileAt] as FileJob;
+    if (queue.length > 0 && this.#queueFiles === 0 && this.#queueBytes <= HAND_LIMIT) {
+      // The common case: everything queued goes out as one write.
+      const bytes = this.#queueBytes;
+      const strings = this.#queueStrings;
+      this.#queue = [];
+      this.#queueBytes = 0;
+      this.#queueStrings = true;
+      this.#writeRun(socket, queue as Array<string | Buffer>, bytes, strings);
+    } else if (queue.length > 0) {
+      if (isFileJob(queue[0]!)) {
+        const job = queue.shift() as FileJob;
+        this.#queueFiles--;
         this.#file = job;
         void this.#sendFile(socket, job);
         return;
       }
+      const { run, bytes } = this.#takeRun(HAND_LIMIT);
+      this.#writeRun(socket, run, bytes, false);
     }
     if (this.#endRequested && this.#queue.length === 0 && this.#inSocket === 0 && !socket.writableEnded) socket.end();
+  }
+
+  /**
+   * Take plain writes from the front of the queue, up to `limit` bytes (splitting a larger
+   * one; its rest stays first in line) or up to a file. The socket gets at most `limit` bytes
+   * at a time, so `bytesWritten` shows progress within a large write.
+   */
+  #takeRun(limit: number): { run: Array<string | Buffer>; bytes: number } {
+    const queue = this.#queue;
+    const run: Array<string | Buffer> = [];
+    let bytes = 0;
+    let i = 0;
+    for (; i < queue.length; i++) {
+      const item = queue[i]!;
+      if (isFileJob(item)) break;
+      const size = Buffer.byteLength(item);
+      if (bytes + size <= limit) {
+        run.push(item);
+        bytes += size;
+        continue;
+      }
+      if (run.length === 0) {
+        const whole = typeof item === 'string' ? Buffer.from(item) : item;
+        run.push(whole.subarray(0, limit));
+        queue[i] = whole.subarray(limit);
+        bytes = limit;
+      }
+      break;
+    }
+    this.#queue = queue.slice(i);
+    this.#queueBytes -= bytes;
+    return { run, bytes };
   }
 
   #writeRun(socket: net.Socket, run: Array<string | Buffer>, bytes: number, strings: boolean): void {
@@ -959,8 +996,8 @@ export class Stream extends Channel<StreamEvents> {
 
   /**
    * Close the channel. With `flush` (default) everything queued is sent, then FIN, and the
-   * channel closes when the peer finishes, forced after `timeout` (default `closeTimeout`)
-   * ms. `close(false)` closes at once. Resolves after `onClose`.
+   * channel closes when the peer finishes; forced once it stalls for `timeout` (default
+   * `closeTimeout`) ms. `close(false)` closes at once. Resolves after `onClose`.
    */
   close(options: boolean | CloseOptions = true): Promise<void> {
     const { flush = true, timeout = this.closeTimeout } = typeof options === 'boolean' ? { flush: options } : options;
@@ -1003,20 +1040,38 @@ export class Stream extends Channel<StreamEvents> {
     this.#flush();
     // Keep reading (and dropping) so the kernel never answers our FIN with a reset.
     socket.resume();
+    // The bound is on stalls: a slow reader that keeps taking our data is not cut off.
     const bound = this.#closeBound || this.closeTimeout;
-    this.#closeTimer = this.engine._defer(bound, () => {
+    let sent = this.bytesWritten;
+    const check = () => {
+      if (this.bufferedBytes > 0 && this.bytesWritten > sent) {
+        sent = this.bytesWritten;
+        this.#closeTimer = this.engine._defer(bound, check);
+        return;
+      }
       this.#forced = true;
-      debug('%s: graceful close timed out after %d ms', String(this), bound);
+      debug('%s: graceful close stalled for %d ms; closing by force', String(this), bound);
       socket.destroy();
-    });
+    };
+    this.#closeTimer = this.engine._defer(bound, check);
   }
 
   #abort(): void {
     this.#enterClosing();
-    this.#queue = [];
-    this.#queueBytes = 0;
+    this.#dropQueue();
     if (this.#socket !== null && !this.#socket.destroyed) this.#socket.destroy();
     else if (this.#socket === null) process.nextTick(() => this.#finalize());
+  }
+
+  /** Forget what was never sent; a queued writeFile() learns why. */
+  #dropQueue(): void {
+    for (const item of this.#queue) {
+      if (isFileJob(item)) item.done.reject(new ClosedError(`${String(this)} closed before writeFile() started`));
+    }
+    this.#queue = [];
+    this.#queueBytes = 0;
+    this.#queueFiles = 0;
+    this.#queueStrings = true;
   }
 
   #onSocketError = (err: Error & { code?: string; syscall?: string }): void => {
@@ -1118,8 +1173,7 @@ export class Stream extends Channel<StreamEvents> {
     this.#timeoutTimer?.cancel();
     this.#timeoutTimer = null;
     this.#reconnectTimer?.cancel();
-    this.#queue = [];
-    this.#queueBytes = 0;
+    this.#dropQueue();
     this.engine._unregister(this);
     this.#readyTimer?.cancel();
     const pending = this.#connecting ?? this.#upgrading;

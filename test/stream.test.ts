@@ -653,6 +653,7 @@ s.close()`,
     await r.closed;
     expect(r.hooks.filter((h) => h !== 'connect')).toEqual(['error:ERR_TREWS_READ', 'close']);
     expect(r.errors[0]).toMatchObject({ systemCode: 'ECONNRESET' });
+    expect(engine.lines).toEqual([]); // a vanished peer is routine: no log line by default
     expect(server.listening).toBe(true);
     await bystander.write('still fine\n');
     await waitUntil(() => r.frames.some(([f]) => String(f) === 'still fine'));

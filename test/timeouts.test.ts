@@ -112,6 +112,35 @@ describe('bounded closes', () => {
     expect(peer.text).toBe('last words\n');
   });
 
+  it('the close bound is on stalls: a slow reader that keeps taking data is not cut off', async () => {
+    const engine = testEngine({ clock: 'virtual' });
+    const server = new Server(Sink, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const gotConnection = accepted(server);
+    const peer = new Peer(portOf(server.localAddress), { allowHalfOpen: true });
+    const conn = await gotConnection;
+    peer.socket.pause();
+    conn.write(Buffer.alloc(8 << 20, 'x'));
+    const closed = conn.close({ timeout: 1000 });
+    // Let the kernel buffers fill while the peer reads nothing.
+    while (conn.bytesWritten === 0) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    engine.advance(999);
+    // The peer reads some: progress.
+    const before = peer.received.length;
+    peer.socket.resume();
+    await peer.until(() => peer.received.length > before + (1 << 20), 'some data');
+    peer.socket.pause();
+    while (conn.bufferedBytes > 0 && conn.bytesWritten === 0) await new Promise((r) => setImmediate(r));
+    engine.advance(1);
+    expect(conn.closed).toBe(false);
+    expect(conn.forced).toBe(false);
+    // Now it stalls for a whole period: forced.
+    engine.advance(1000);
+    await closed;
+    expect(conn.forced).toBe(true);
+  });
+
   it('Server.close() with stuck peers finishes in bounded time and says how many were forced', async () => {
     const engine = testEngine();
     const server = new Server(Sink, { engine });
