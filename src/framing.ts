@@ -6,6 +6,7 @@
  * is copied once. Searches for a byte delimiter resume where the last search stopped, so
  * framing is O(n) in bytes received whatever the chunking (Netty #759, Pants' 3.9 MB/s).
  */
+import { Buffer } from 'node:buffer';
 import { Struct } from './struct.js';
 
 /** What `readDelimiter` accepts. */

@@ -184,18 +184,21 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
 
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     constructor(...args: any[]) {
-      super(...args);
+      // Options are checked before the channel exists (and registers with its engine).
       const options = (args[0] ?? {}) as MessageOptions;
       if (options.reconnect !== undefined && options.reconnect !== false) {
         // Requests in flight, and their byte accounting, belong to one connection.
         throw new TypeError('message channels do not reconnect: make a new client (pending requests end with the connection)');
       }
-      this.codec = options.codec ?? jsonCodec;
-      this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-      if (!Number.isSafeInteger(this.maxInFlight) || this.maxInFlight < 1 || this.maxInFlight >= MAX_REQUEST_ID) {
-        throw new RangeError(`maxInFlight must be an integer from 1 to ${MAX_REQUEST_ID - 1}, got ${String(this.maxInFlight)}`);
+      const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+      if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1 || maxInFlight >= MAX_REQUEST_ID) {
+        throw new RangeError(`maxInFlight must be an integer from 1 to ${MAX_REQUEST_ID - 1}, got ${String(maxInFlight)}`);
       }
-      this.requestTimeout = checkTimeout(options.requestTimeout ?? 0);
+      const requestTimeout = checkTimeout(options.requestTimeout ?? 0);
+      super(...args);
+      this.codec = options.codec ?? jsonCodec;
+      this.maxInFlight = maxInFlight;
+      this.requestTimeout = requestTimeout;
       // The drain signal: room in the stream's window again.
       this.on('write', () => this.#outbox.pump());
     }

@@ -71,9 +71,10 @@ export function Packets<T extends Constructor<Stream>>(Base: T): Constructor<Pac
 
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     constructor(...args: any[]) {
+      // Checked before the channel exists (and registers with its engine).
+      const maxPacketSize = checkPacketSize((args[0] as PacketOptions | undefined)?.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE);
       super(...args);
-      const options = (args[0] ?? {}) as PacketOptions;
-      this.maxPacketSize = checkPacketSize(options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE);
+      this.maxPacketSize = maxPacketSize;
       this.#expectHeader();
       // A reconnecting client's new connection starts with a header.
       this.on('reconnecting', () => {
@@ -97,7 +98,17 @@ export function Packets<T extends Constructor<Stream>>(Base: T): Constructor<Pac
       else {
         // Back to headers first, so that onPacket sees a channel ready for the next packet.
         this.#expectHeader();
-        this._hook('onPacket', data);
+        this.#deliver(data);
+      }
+    }
+
+    /** What `_hook('onPacket', payload)` does, without its generic dispatch: this runs per packet. */
+    #deliver(payload: Buffer): void {
+      try {
+        this.onPacket(payload);
+        this.emit('packet' as 'read', payload);
+      } catch (err) {
+        this._hookThrew('onPacket', err);
       }
     }
 
@@ -109,7 +120,7 @@ export function Packets<T extends Constructor<Stream>>(Base: T): Constructor<Pac
     #header(length: number): void {
       // A readDelimiter of 0 is not allowed: an empty packet is complete with its header.
       if (length === 0) {
-        this._hook('onPacket', Buffer.alloc(0));
+        this.#deliver(Buffer.alloc(0));
         return;
       }
       if (length > this.maxPacketSize) {

@@ -183,8 +183,12 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
 
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     constructor(...args: any[]) {
-      super(...args);
       const options = (args[0] ?? {}) as RegistryOptions;
+      if (options.reconnect !== undefined && options.reconnect !== false) {
+        // A new connection would need a new handshake, and a BYE means "do not come back".
+        throw new TypeError('registry channels do not reconnect: make a new client');
+      }
+      super(...args);
       this.registry = options.registry ?? new PacketRegistry();
       this.codec = options.codec ?? jsonCodec;
       this.handshakeTimeout = options.handshakeTimeout ?? 10_000;

@@ -2,8 +2,10 @@
  * Stream: a connected byte stream (TCP or Unix socket) with framing, coalesced writes,
  * half-close that never loses a reply, and a graceful close with a bound.
  */
+import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type tls from 'node:tls';
+import { EventEmitter } from 'eventemitter3';
 import { open, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from './channel.js';
@@ -136,6 +138,26 @@ interface FileJob {
 }
 
 const COALESCE_LIMIT = 256 * 1024;
+const READ_EVENT = `${EventEmitter.prefixed === false ? '' : EventEmitter.prefixed}read`;
+
+/**
+ * Coalesced writes are filled into views of a shared slab, as Node's own Buffer pool does for
+ * small buffers (it stops at 4 KiB, the size of a typical coalesced reply). Regions are never
+ * reused: a slab is dropped once full and freed when the last write from it is done.
+ */
+const SLAB_SIZE = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let slabUsed = 0;
+function writeSlab(bytes: number): Buffer {
+  if (bytes > SLAB_SIZE / 4) return Buffer.allocUnsafe(bytes);
+  if (slabUsed + bytes > SLAB_SIZE) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + bytes);
+  slabUsed += (bytes + 7) & ~7;
+  return out;
+}
 /** The most bytes handed to the socket at once (see #takeRun). */
 const HAND_LIMIT = 256 * 1024;
 const FILE_CHUNK = 64 * 1024;
@@ -667,7 +689,7 @@ export class Stream extends Channel<StreamEvents> {
       if (d.kind === 'struct') {
         const values = d.struct.unpack(frame);
         this.onRead.apply(this, values as [unknown]);
-        this.emit('read', ...values);
+        if (this.#readListened()) this.emit('read', ...values);
         return;
       }
       let data: unknown;
@@ -676,10 +698,15 @@ export class Stream extends Channel<StreamEvents> {
       else if (d.kind === 'chunk') data = this.#decoder!.write(frame);
       else data = frame.toString(this.#encoding);
       this.onRead(data);
-      this.emit('read', data);
+      if (this.#readListened()) this.emit('read', data);
     } catch (err) {
       this._hookThrew('onRead', err);
     }
+  }
+
+  /** emit() per frame costs even with no listener; eventemitter3 keeps listeners in `_events`. */
+  #readListened(): boolean {
+    return (this as unknown as { _events: Record<string, unknown> })._events[READ_EVENT] !== undefined;
   }
 
   /** The peer sent FIN and every whole frame has been delivered. */
@@ -889,7 +916,7 @@ export class Stream extends Channel<StreamEvents> {
       socket.write(run.join(''), this.#afterWrite);
     } else if (bytes <= COALESCE_LIMIT) {
       // One buffer, filled in place: no intermediate Buffer per string.
-      const out = Buffer.allocUnsafe(bytes);
+      const out = writeSlab(bytes);
       let at = 0;
       for (const item of run) {
         if (typeof item !== 'string') {

@@ -1,0 +1,276 @@
+/**
+ * Line echo benchmark: 64-byte lines, 10 connections, 64 lines in flight on each, against
+ * the same echo server written five ways, all in this process, one at a time, interleaved
+ * over several rounds. The load comes from a separate process (bench/load-lines.mjs).
+ *
+ * Knobs (environment): BENCH_SECONDS (measured seconds per run, default 5), BENCH_WARMUP
+ * (seconds before measuring, default 1), BENCH_ROUNDS (default 2), BENCH_SERVERS (a comma
+ * list of server names to run, default all of them), BENCH_CONNECTIONS (10),
+ * BENCH_INFLIGHT (64), BENCH_LINE (bytes per line with its '\n', 64).
+ */
+import net from 'node:net';
+import split2 from 'split2';
+import { Server, Connection } from '../src/index.js';
+import { benchFile, closeWithin, envList, envNumber, fmtInt, fmtPct, fmtRatio, machineLine, runLoad, table } from './lib.js';
+
+interface LoadResult {
+  lines: number;
+  seconds: number;
+  rate: number;
+  cpu: number;
+  ok: boolean;
+  errors: string[];
+}
+
+interface RunningServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+interface ServerSpec {
+  name: string;
+  what: string;
+  start(): Promise<RunningServer>;
+}
+
+const NL = 0x0a;
+
+// ---- the servers ---------------------------------------------------------------------------
+
+/** trews, Buffer mode: exactly the README's echo. */
+class BufferEcho extends Connection {
+  override readDelimiter = '\n';
+  override onRead(line: Buffer): void {
+    this.write(line);
+    this.write('\n');
+  }
+}
+
+/** trews, string mode. */
+class StringEcho extends Connection {
+  override readDelimiter = '\n';
+  override encoding = 'utf8' as const;
+  override onRead(line: string): void {
+    this.write(line + '\n');
+  }
+}
+
+function trewsServer<C extends Connection>(ConnectionClass: new () => C): () => Promise<RunningServer> {
+  return async () => {
+    const server = new Server<C>(ConnectionClass);
+    await server.listen(['127.0.0.1', 0]);
+    const address = server.localAddress as { port: number };
+    return {
+      port: address.port,
+      close: () =>
+        closeWithin(
+          async () => void (await server.close()),
+          3000,
+          () => void server.close(false),
+        ),
+    };
+  };
+}
+
+/** Listen with a plain node:net server; `close()` also destroys connections left open. */
+async function netServer(onSocket: (socket: net.Socket) => void): Promise<RunningServer> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    // The load generator closes with end(); a reset at teardown is not the benchmark's concern.
+    socket.on('error', () => socket.destroy());
+    // trews sets TCP_NODELAY on its sockets by default: do the same for every server.
+    socket.setNoDelay(true);
+    onSocket(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    port,
+    close: () =>
+      closeWithin(
+        () => new Promise<void>((resolve) => server.close(() => resolve())),
+        3000,
+        () => {
+          for (const s of sockets) s.destroy();
+        },
+      ),
+  };
+}
+
+/**
+ * The hand-written splitter: an indexOf loop over each received Buffer, carrying the
+ * unfinished tail to the next chunk. Each line is written back with its '\n' as one
+ * zero-copy view (the same bytes as `line + '\n'`, one write per line, no copy): the cheapest
+ * per-line reply there is by hand. `cork`: the lines of one chunk go out in one writev.
+ */
+function handSplitEcho(cork: boolean): (socket: net.Socket) => void {
+  return (socket) => {
+    let carry: Buffer | null = null;
+    socket.on('data', (chunk: Buffer) => {
+      let start = 0;
+      let nl = chunk.indexOf(NL);
+      if (nl === -1) {
+        carry = carry === null ? chunk : Buffer.concat([carry, chunk]);
+        return;
+      }
+      if (cork) socket.cork();
+      if (carry !== null) {
+        // Only the line spanning the boundary is copied.
+        socket.write(Buffer.concat([carry, chunk.subarray(0, nl + 1)]));
+        carry = null;
+        start = nl + 1;
+        nl = chunk.indexOf(NL, start);
+      }
+      while (nl !== -1) {
+        socket.write(chunk.subarray(start, nl + 1));
+        start = nl + 1;
+        nl = chunk.indexOf(NL, start);
+      }
+      if (cork) socket.uncork();
+      if (start < chunk.length) carry = chunk.subarray(start);
+    });
+  };
+}
+
+/** split2 as its README shows it: pipe the socket through it, write each line back. */
+function split2Echo(socket: net.Socket): void {
+  socket.pipe(split2()).on('data', (line: string) => {
+    if (socket.writable) socket.write(line + '\n');
+  });
+}
+
+export const SERVERS: ServerSpec[] = [
+  { name: 'trews', what: "trews Server, Buffer lines: write(line); write('\\n')", start: trewsServer(BufferEcho) },
+  { name: 'trews-utf8', what: "trews Server, encoding 'utf8': write(line + '\\n')", start: trewsServer(StringEcho) },
+  { name: 'net', what: 'node:net, hand splitter, socket.write per line', start: () => netServer(handSplitEcho(false)) },
+  { name: 'net-corked', what: 'node:net, hand splitter, cork/uncork around each chunk', start: () => netServer(handSplitEcho(true)) },
+  { name: 'split2', what: "socket.pipe(split2()), socket.write(line + '\\n') per line", start: () => netServer(split2Echo) },
+];
+
+// ---- the suite -----------------------------------------------------------------------------
+
+interface Sample {
+  rate: number;
+  serverCpu: number;
+  loadCpu: number;
+}
+
+export const description = 'line echo: 64-byte lines, 10 connections x 64 in flight; trews vs node:net (plain, corked) vs split2';
+
+export async function run(): Promise<void> {
+  const seconds = envNumber('BENCH_SECONDS', 5);
+  const warmup = envNumber('BENCH_WARMUP', 1);
+  const rounds = Math.round(envNumber('BENCH_ROUNDS', 2));
+  const connections = Math.round(envNumber('BENCH_CONNECTIONS', 10));
+  const inflight = Math.round(envNumber('BENCH_INFLIGHT', 64));
+  const lineBytes = Math.round(envNumber('BENCH_LINE', 64));
+  const only = envList('BENCH_SERVERS');
+  if (only !== null) {
+    const unknown = only.filter((n) => !SERVERS.some((s) => s.name === n));
+    if (unknown.length > 0) throw new Error(`BENCH_SERVERS: unknown server(s) ${unknown.join(', ')}; known: ${SERVERS.map((s) => s.name).join(', ')}`);
+  }
+  const servers = only === null ? SERVERS : SERVERS.filter((s) => only.includes(s.name));
+
+  console.log(
+    `line-echo: ${lineBytes}-byte lines, ${connections} connections x ${inflight} in flight, ` +
+      `${warmup} s warm-up + ${seconds} s measured, ${rounds} round(s), node ${process.version}`,
+  );
+  for (const s of servers) console.log(`  ${s.name.padEnd(11)} ${s.what}`);
+  console.log(machineLine());
+  console.log();
+
+  const samples = new Map<string, Sample[]>(servers.map((s) => [s.name, []]));
+  const loadArgs = ['--connections', connections, '--inflight', inflight, '--line', lineBytes, '--warmup', warmup, '--seconds', seconds].map(String);
+  const timeoutMs = (warmup + seconds) * 1000 + 15_000;
+
+  for (let round = 1; round <= rounds; round++) {
+    for (const spec of servers) {
+      const server = await spec.start();
+      let sample: Sample = { rate: NaN, serverCpu: NaN, loadCpu: NaN };
+      try {
+        const { result, serverCpu } = await runLoad<LoadResult>(benchFile('load-lines.mjs'), ['--port', String(server.port), ...loadArgs], timeoutMs);
+        if (!result.ok) console.log(`  ! ${spec.name}: the echo was not exact (${result.errors.join('; ') || 'byte count mismatch'})`);
+        sample = { rate: result.rate, serverCpu, loadCpu: result.cpu };
+      } catch (err) {
+        console.log(`  ! ${spec.name}: ${(err as Error).message}`);
+      } finally {
+        await server.close();
+      }
+      samples.get(spec.name)!.push(sample);
+      console.log(
+        `  round ${round}  ${spec.name.padEnd(11)} ${fmtInt(sample.rate).padStart(11)} msg/s` +
+          `   server cpu ${fmtPct(sample.serverCpu).padStart(4)}   load cpu ${fmtPct(sample.loadCpu).padStart(4)}` +
+          `   ${Number.isFinite(sample.rate) ? ((sample.serverCpu * 1e6) / sample.rate).toFixed(2) : '-'} cpu µs/msg`,
+      );
+    }
+  }
+
+  // Best of the rounds per server (the least disturbed run).
+  const best = new Map<string, Sample>();
+  for (const [name, list] of samples) {
+    const ok = list.filter((s) => Number.isFinite(s.rate));
+    best.set(name, ok.length === 0 ? { rate: NaN, serverCpu: NaN, loadCpu: NaN } : ok.reduce((a, b) => (b.rate > a.rate ? b : a)));
+  }
+  const rateOf = (name: string) => best.get(name)?.rate ?? NaN;
+  const corked = rateOf('net-corked');
+  const split = rateOf('split2');
+
+  // Server CPU per message: steadier than msg/s when other processes share the machine.
+  const cpuPerMsg = (b: Sample) => (b.serverCpu * 1e6) / b.rate;
+  const corkedCpu = best.has('net-corked') ? cpuPerMsg(best.get('net-corked')!) : NaN;
+  const header = [
+    'server',
+    ...Array.from({ length: rounds }, (_, i) => `round ${i + 1}`),
+    'best msg/s',
+    'vs net-corked',
+    'vs split2',
+    'server cpu',
+    'load cpu',
+    'cpu µs/msg',
+    'cpu vs corked',
+  ];
+  const rows = servers.map((s) => {
+    const b = best.get(s.name)!;
+    return [
+      s.name,
+      ...Array.from({ length: rounds }, (_, i) => fmtInt(samples.get(s.name)![i]?.rate ?? NaN)),
+      fmtInt(b.rate),
+      fmtRatio(b.rate / corked),
+      fmtRatio(b.rate / split),
+      fmtPct(b.serverCpu),
+      fmtPct(b.loadCpu),
+      Number.isFinite(cpuPerMsg(b)) ? cpuPerMsg(b).toFixed(2) : '-',
+      fmtRatio(cpuPerMsg(b) / corkedCpu),
+    ];
+  });
+  console.log();
+  console.log(table(header, rows, new Set(Array.from({ length: header.length - 1 }, (_, i) => i + 1))));
+  console.log();
+
+  for (const name of ['trews', 'trews-utf8']) {
+    if (!best.has(name)) continue;
+    const rate = rateOf(name);
+    console.log(target(`${name} / net-corked`, rate / corked, 0.9));
+    console.log(target(`${name} / split2`, rate / split, 5));
+  }
+  const loadBound = [...best].filter(([, b]) => b.loadCpu > 0.9).map(([name]) => name);
+  if (loadBound.length > 0) {
+    console.log(
+      `note: the load generator used > 90% of a core against ${loadBound.join(', ')} (mostly kernel time for ` +
+        'one small packet per line): that number may be partly the load generator\'s.',
+    );
+  }
+}
+
+function target(label: string, ratio: number, goal: number): string {
+  const verdict = !Number.isFinite(ratio) ? 'n/a (server not measured)' : ratio >= goal ? 'met' : 'MISSED';
+  return `${label.padEnd(23)} = ${fmtRatio(ratio).padStart(6)} (target >= ${goal}x)  ${verdict}`;
+}
