@@ -170,6 +170,10 @@ export class Stream extends Channel<StreamEvents> {
   declare encoding: BufferEncoding | null;
   /** The most bytes one frame or one unframed remainder may hold. */
   declare bufferSize: number;
+  /** Inactivity limit in ms for reads and writes together (0: off), on the Engine clock. */
+  declare idleTimeout: number;
+  /** Inactivity limit in ms for reads (0: off), on the Engine clock. */
+  declare readTimeout: number;
 
   allowHalfOpen: boolean;
   closeTimeout: number;
@@ -290,26 +294,6 @@ export class Stream extends Channel<StreamEvents> {
   /** Bytes written by the user and not yet handed to the OS. */
   get bufferedBytes(): number {
     return this.#queueBytes + this.#inSocket;
-  }
-
-  /** Inactivity limit in ms for reads and writes together (0: off). Measured on the Engine clock. */
-  get idleTimeout(): number {
-    return this.#idleTimeout;
-  }
-
-  set idleTimeout(ms: number) {
-    this.#idleTimeout = checkTimeout('idleTimeout', ms);
-    this.#armTimeouts();
-  }
-
-  /** Inactivity limit in ms for reads (0: off). Measured on the Engine clock. */
-  get readTimeout(): number {
-    return this.#readTimeout;
-  }
-
-  set readTimeout(ms: number) {
-    this.#readTimeout = checkTimeout('readTimeout', ms);
-    this.#armTimeouts();
   }
 
   /** The underlying socket, for what trews does not wrap (null before connect). */
@@ -574,10 +558,17 @@ export class Stream extends Channel<StreamEvents> {
    * stream attaches and at each dispatch, and `readDelimiter` by identity before every frame.
    */
   #syncFields(): void {
-    const { encoding, bufferSize, readDelimiter } = this;
+    const { encoding, bufferSize, readDelimiter, idleTimeout, readTimeout } = this;
     if (encoding !== this.#encoding) this.#applyEncoding(encoding);
     if (bufferSize !== this.#rb.bufferSize) this.#applyBufferSize(bufferSize);
     if (readDelimiter !== this.#delimiter) this.#applyDelimiter(readDelimiter);
+    if (idleTimeout !== this.#idleTimeout || readTimeout !== this.#readTimeout) this.#applyTimeouts(idleTimeout, readTimeout);
+  }
+
+  #applyTimeouts(idle: number, read: number): void {
+    this.#idleTimeout = checkTimeout('idleTimeout', idle);
+    this.#readTimeout = checkTimeout('readTimeout', read);
+    this.#armTimeouts();
   }
 
   #applyDelimiter(value: Delimiter): void {
@@ -1218,8 +1209,8 @@ export class Stream extends Channel<StreamEvents> {
   }
 
   static {
-    // Validating accessors on the prototype. Subclasses may still declare
-    // `readDelimiter = '\n'` as a class field: see #syncFields.
+    // Validating accessors on the prototype. Subclasses may still declare them as class
+    // fields (`readDelimiter = '\n'`, `readTimeout = 30_000`): see #syncFields.
     Object.defineProperties(Stream.prototype, {
       readDelimiter: {
         configurable: true,
@@ -1249,6 +1240,26 @@ export class Stream extends Channel<StreamEvents> {
         set(this: Stream, value: number) {
           if (#rb in this) this.#applyBufferSize(value);
           else definePlain(this, 'bufferSize', value);
+        },
+      },
+      idleTimeout: {
+        configurable: true,
+        get(this: Stream) {
+          return #rb in this ? this.#idleTimeout : 0;
+        },
+        set(this: Stream, value: number) {
+          if (#rb in this) this.#applyTimeouts(value, this.#readTimeout);
+          else definePlain(this, 'idleTimeout', value);
+        },
+      },
+      readTimeout: {
+        configurable: true,
+        get(this: Stream) {
+          return #rb in this ? this.#readTimeout : 0;
+        },
+        set(this: Stream, value: number) {
+          if (#rb in this) this.#applyTimeouts(this.#idleTimeout, value);
+          else definePlain(this, 'readTimeout', value);
         },
       },
     });
