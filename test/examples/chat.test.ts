@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/index.js';
@@ -298,6 +298,62 @@ describe('chat example', () => {
     await alice.expectEnd();
     await bob.expectEnd();
     expect(chat.servers.every((server) => server.closed)).toBe(true);
+  });
+});
+
+/** A real `nc` process as a chat user: what a person types, what they see. */
+class NcUser {
+  readonly child;
+  output = '';
+  #waiters: Array<() => void> = [];
+
+  constructor(args: string[]) {
+    this.child = spawn('nc', args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child.stdout.on('data', (d: Buffer) => {
+      this.output += d.toString();
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+    cleanups.push(() => {
+      this.child.kill();
+    });
+  }
+
+  type(line: string): void {
+    this.child.stdin.write(`${line}\n`);
+  }
+
+  sees(text: string): Promise<void> {
+    const check = (resolve: () => void) => (this.output.includes(text) ? resolve() : this.#waiters.push(() => check(resolve)));
+    return within(new Promise<void>(check), `nc to show ${JSON.stringify(text)}`);
+  }
+}
+
+const hasNc = (() => {
+  try {
+    return spawnSync('nc', ['-h'], { stdio: 'ignore' }).error === undefined;
+  } catch {
+    return false;
+  }
+})();
+
+describe.runIf(hasNc)('chat with real nc clients', () => {
+  it('two people chat over TCP and the Unix socket with nc, and /quit ends nc', async () => {
+    const chat = await start();
+    const alice = new NcUser(['127.0.0.1', String(chat.port)]);
+    await alice.sees(GREETING);
+    alice.type('alice');
+    await alice.sees('* hello alice');
+    const bob = new NcUser(['-U', chat.path!]);
+    await bob.sees(GREETING);
+    bob.type('bob');
+    await alice.sees('* bob has joined');
+    bob.type('hi alice, this is nc');
+    await alice.sees('<bob> hi alice, this is nc');
+    alice.type('/quit');
+    await bob.sees('* alice has left');
+    const exited = new Promise<number | null>((resolve) => alice.child.once('exit', resolve));
+    alice.child.stdin.end();
+    expect(await within(exited, 'nc to exit')).toBe(0);
   });
 });
 
