@@ -172,7 +172,7 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
     codec: Codec;
     maxInFlight: number;
     requestTimeout: number;
-    closeReport: CloseReport | null = null;
+    #report: CloseReport | null = null;
     readonly #outbox = new Outbox<Outgoing>(this);
     readonly #pending = new Map<number, Pending>();
     #lastId = 0;
@@ -201,6 +201,10 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
       this.requestTimeout = requestTimeout;
       // The drain signal: room in the stream's window again.
       this.on('write', () => this.#outbox.pump());
+    }
+
+    get closeReport(): CloseReport | null {
+      return this.#report;
     }
 
     get pendingRequests(): number {
@@ -279,7 +283,7 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
         const what = kind === 'notify' ? 'a notification' : kind === 'request' ? `request ${id}` : `the ${kind} to request ${id}`;
         throw new CodecError(`${what} could not be encoded as ${this.codec.name ?? 'the codec'}: ${messageOf(err)}`, { cause: err });
       }
-      return { kind, id, content, frame: framePacket(payload, this.maxPacketSize), start: 0, end: 0 };
+      return { kind, id, content, frame: framePacket(payload, this.maxPacketSize), start: 0, end: 0, cancelled: false };
     }
 
     /** Settle an outgoing request: with the reply's content, or rejected with `err`. */
@@ -383,12 +387,17 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
       const mode = opts.mode ?? (opts.flush === false ? 'now' : 'queue');
       if (!MODES.has(mode)) throw new TypeError(`close mode must be 'now', 'message' or 'queue', got ${String(mode)}`);
       const timeout = opts.timeout ?? this.closeTimeout;
+      if (!(timeout > 0 && Number.isFinite(timeout))) throw new RangeError(`close timeout must be a finite number of ms > 0, got ${String(timeout)}`);
       if (this.closed) return super.close(false);
+      // Already on its way out at the stream level: only 'now' can hurry it.
+      if (super.closing && mode !== 'now') return this.whenClosed();
       this.#mode = mode;
-      if (mode === 'now') {
+      if (mode !== 'queue') {
+        // A later, harder close replaces a 'queue' close still waiting for answers.
         this.#closeWait?.timer.cancel();
-        return super.close({ flush: false, timeout });
+        this.#closeWait = null;
       }
+      if (mode === 'now') return super.close({ flush: false, timeout });
       if (mode === 'message') {
         this.#outbox.hold();
         return super.close({ flush: true, timeout });
@@ -416,12 +425,12 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
       this.#closeWait = null;
       const { incomplete, queued } = this.#outbox.unsent();
       const unsent = new Set<Outgoing>([...incomplete, ...queued]);
-      this.closeReport = { incomplete: incomplete.map(sentMessage), queued: queued.map(sentMessage) };
+      this.#report = { incomplete: incomplete.map(sentMessage), queued: queued.map(sentMessage) };
       for (const [id, pending] of [...this.#pending]) {
         const when = unsent.has(pending.entry) ? `request ${id} was sent` : `the reply to request ${id} arrived`;
         this.#settle(id, new ClosedError(`${String(this)} closed before ${when}`));
       }
-      return super._hook('onClose', this.closeReport);
+      return super._hook('onClose', this.#report);
     }
   }
   // The class has the members; the cast adds the event typing.

@@ -106,7 +106,7 @@ export function Packets<T extends Constructor<Stream>>(Base: T): Constructor<Pac
     #deliver(payload: Buffer): void {
       try {
         this.onPacket(payload);
-        this.emit('packet' as 'read', payload);
+        (this.emit as (event: string, ...args: unknown[]) => boolean)('packet', payload);
       } catch (err) {
         this._hookThrew('onPacket', err);
       }

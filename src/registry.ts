@@ -152,7 +152,7 @@ export interface RegistryMembers {
   handshakeTimeout: number;
   /** True once the handshake succeeded: `send` works from then on. */
   readonly ready: boolean;
-  /** Why the channel closed, as said in a BYE or REFUSE packet (either side's); set before `onClose`. */
+  /** Why the channel closed: the reason in either side's BYE or REFUSE, or the handshake timeout; set before `onClose`. */
   readonly closeReason: string | undefined;
   /** Send a packet of a registered type. Throws a `StateError` before `onReady`, a `TypeError` for an unknown name. */
   send(name: string, data?: unknown): boolean;
@@ -162,7 +162,7 @@ export interface RegistryMembers {
   onReceive(name: string, data: unknown): void;
   /** The handshake failed (refused by either side, or timed out). The default calls `onError`; the channel closes either way. */
   onHandshakeError(err: HandshakeError): void;
-  /** The channel closed; `reason` is the one given with the peer's or this side's BYE or REFUSE, if any. */
+  /** The channel closed; `reason` is `closeReason` (undefined for a close without one). */
   onClose(reason?: string): void;
   /** Close; gracefully (the default) with `{ reason }` first tells the peer why. */
   close(options?: boolean | RegistryCloseOptions): Promise<void>;
@@ -263,7 +263,8 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
         }
         this._hook('onReceive', name, body.length === 0 ? undefined : decodeWith(this.codec, body));
       } catch (err) {
-        this._fail('onReadError', err as CodecError);
+        if (!(err instanceof CodecError)) throw err; // a hook's failure: onPacket's caller reports it
+        this._fail('onReadError', err);
       }
     }
 
@@ -314,6 +315,7 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
     #fail(err: HandshakeError): void {
       this.#timer?.cancel();
       this.#timer = null;
+      this.#reason ??= err.reason;
       this.#byeSent = true; // REFUSE (or silence) says it all
       this._fail('onHandshakeError', err);
       if (!this.closing && !this.closed) void this.close();
