@@ -1,0 +1,239 @@
+/**
+ * Idle connections benchmark: the memory one idle connection costs a trews Server, against a
+ * plain node:net server doing the same work (line echo, TCP_NODELAY, an 'error' handler, its
+ * sockets kept in a Set).
+ *
+ * Each run starts a fresh server process (bench/idle-server.mjs, with --expose-gc) and a
+ * separate client process (bench/load-idle.mjs) that opens the connections, has one line
+ * echoed on each, then leaves them idle. The server measures RSS and heapUsed after full GCs
+ * before and after; the deltas divided by the number of connections are the cost per
+ * connection. trews runs from the built package (dist/) when it is up to date, as users run
+ * it; otherwise from src/ through tsx, which costs more heap (the output says so).
+ * 10,000 connections need about 10,000 descriptors in each process: the limit is
+ * raised with `ulimit -n` (in a bash wrapper) when the hard limit allows, otherwise the count
+ * is scaled down, and the output says so.
+ *
+ * Knobs (environment): BENCH_IDLE_CONNECTIONS (10000), BENCH_ROUNDS (2; the lowest cost of
+ * the rounds counts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BENCH_DIR, benchFile, envNumber, fmtInt, fmtRatio, machineLine, table } from './lib.js';
+import { builtTrews } from './trews-build.js';
+
+interface Memory {
+  connections: number;
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+interface Sample {
+  rss: number;
+  heap: number;
+  external: number;
+  openMs: number;
+}
+
+const KINDS = [
+  { name: 'trews', what: "trews Server + Connection, readDelimiter '\\n', echo" },
+  { name: 'net', what: "node:net server, hand-written '\\n' splitter, echo, sockets in a Set" },
+];
+
+export const description = 'idle: memory per idle connection (RSS and heap), 10,000 connections, trews Server vs node:net';
+
+// ---- child processes with awaitable JSON lines ------------------------------------------------
+
+const live = new Set<ChildProcess>();
+let exitHooked = false;
+
+function killAll(): void {
+  for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  live.clear();
+}
+
+class Proc {
+  readonly child: ChildProcess;
+  #lines: string[] = [];
+  #partial = '';
+  #stderr = '';
+  #done = false;
+  #wake: Array<() => void> = [];
+
+  constructor(command: string, args: string[]) {
+    if (!exitHooked) {
+      exitHooked = true;
+      process.once('exit', killAll);
+    }
+    this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    live.add(this.child);
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stdout!.on('data', (text: string) => {
+      this.#partial += text;
+      let nl;
+      while ((nl = this.#partial.indexOf('\n')) !== -1) {
+        this.#lines.push(this.#partial.slice(0, nl));
+        this.#partial = this.#partial.slice(nl + 1);
+      }
+      this.#notify();
+    });
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (text: string) => (this.#stderr += text));
+    this.child.on('close', () => {
+      this.#done = true;
+      live.delete(this.child);
+      this.#notify();
+    });
+  }
+
+  #notify(): void {
+    for (const w of this.#wake.splice(0)) w();
+  }
+
+  /** The next stdout line, parsed as JSON. */
+  async next<T>(what: string, ms: number): Promise<T> {
+    const t0 = performance.now();
+    while (this.#lines.length === 0) {
+      if (this.#done) throw new Error(`${what}: the process exited (${this.#stderr.trim().slice(-400) || 'no stderr'})`);
+      const left = ms - (performance.now() - t0);
+      if (left <= 0) throw new Error(`${what}: nothing after ${ms} ms (${this.#stderr.trim().slice(-400) || 'no stderr'})`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#wake.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return JSON.parse(this.#lines.shift()!) as T;
+  }
+
+  send(line: string): void {
+    this.child.stdin!.write(`${line}\n`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#done) return;
+    this.child.stdin!.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await new Promise<void>((resolve) => (this.#done ? resolve() : this.child.once('close', () => resolve())));
+    clearTimeout(timer);
+  }
+}
+
+/** Run `node args` with the open-files limit raised to `limit` (through bash), or as is. */
+function node(args: string[], limit: number | null): Proc {
+  if (limit === null) return new Proc(process.execPath, args);
+  const quoted = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  return new Proc('bash', ['-c', `ulimit -n ${limit} && exec ${quoted}`]);
+}
+
+function fdLimits(): { soft: number; hard: number } {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'));
+  const [, soft, hard] = line?.split(/\s{2,}/) ?? [];
+  const num = (v: string | undefined) => (v === undefined || v === 'unlimited' ? 1 << 20 : Number(v));
+  return { soft: num(soft), hard: num(hard) };
+}
+
+// ---- one run --------------------------------------------------------------------------------
+
+async function measure(server: Proc, expect: number): Promise<Memory> {
+  // The server may still be finishing the last accepts: wait until it holds them all.
+  for (let i = 0; ; i++) {
+    server.send('measure');
+    const m = await server.next<Memory>('server measure', 30_000);
+    if (m.connections >= expect || i >= 50) return m;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function runOnce(kind: string, n: number, limit: number | null, trews: string[]): Promise<Sample> {
+  // Node flags go before the script, its arguments after.
+  const flags = trews[0] === '--import' ? trews.slice(0, 2) : [];
+  const module = kind === 'trews' ? trews.slice(flags.length) : [];
+  const server = node(['--expose-gc', ...flags, benchFile('idle-server.mjs'), kind, ...module], limit);
+  let client: Proc | null = null;
+  try {
+    const { port } = await server.next<{ port: number }>(`${kind} server start`, 30_000);
+    const before = await measure(server, 0);
+    client = node([benchFile('load-idle.mjs'), '--port', String(port), '--connections', String(n)], limit);
+    const opened = await client.next<{ connections: number; failed: number; errors: string[]; ms: number }>(`${kind}: opening ${n} connections`, 120_000);
+    if (opened.failed > 0) console.log(`  ! ${kind}: ${opened.failed} connections failed (${opened.errors.join('; ')})`);
+    const after = await measure(server, opened.connections);
+    const count = after.connections;
+    if (count === 0) throw new Error(`${kind}: no connection open`);
+    client.send('close');
+    await client.next(`${kind}: closing`, 30_000).catch(() => undefined);
+    return {
+      rss: (after.rss - before.rss) / count,
+      heap: (after.heapUsed - before.heapUsed) / count,
+      external: (after.external - before.external) / count,
+      openMs: opened.ms,
+    };
+  } finally {
+    await client?.stop();
+    await server.stop();
+  }
+}
+
+// ---- the suite ------------------------------------------------------------------------------
+
+export async function run(): Promise<void> {
+  const wanted = Math.round(envNumber('BENCH_IDLE_CONNECTIONS', 10_000));
+  const rounds = Math.round(envNumber('BENCH_ROUNDS', 2));
+  const headroom = 256;
+  const { soft, hard } = fdLimits();
+  let n = wanted;
+  let limit: number | null = null;
+  let note = `open-files limit ${soft} (hard ${hard}) is enough`;
+  if (soft < wanted + headroom) {
+    if (hard >= wanted + headroom) {
+      limit = wanted + headroom;
+      note = `open-files limit raised from ${soft} to ${limit} with ulimit -n`;
+    } else {
+      n = Math.max(100, hard - headroom);
+      limit = hard;
+      note = `SCALED DOWN to ${n} connections: the hard open-files limit is ${hard}`;
+    }
+  }
+  console.log(`idle: ${fmtInt(n)} idle connections per run (each has one line echoed first), ${rounds} round(s), node ${process.version}`);
+  const built = builtTrews();
+  const trews = built.path === null ? ['--import', 'tsx', join(BENCH_DIR, '..', 'src', 'index.ts')] : [built.path];
+  console.log(`  ${note}; server and clients in separate processes, a fresh server process per run`);
+  console.log(`  ${built.what}`);
+  for (const k of KINDS) console.log(`  ${k.name.padEnd(6)} ${k.what}`);
+  console.log(machineLine());
+  console.log();
+
+  const samples = new Map<string, Sample[]>(KINDS.map((k) => [k.name, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const k of KINDS) {
+      try {
+        const s = await runOnce(k.name, n, limit, trews);
+        samples.get(k.name)!.push(s);
+        console.log(
+          `  round ${round}  ${k.name.padEnd(6)} rss ${fmtInt(s.rss).padStart(6)} B/conn   heap ${fmtInt(s.heap).padStart(6)} B/conn` +
+            `   external ${fmtInt(s.external).padStart(5)} B/conn   opened in ${(s.openMs / 1000).toFixed(1)} s`,
+        );
+      } catch (err) {
+        console.log(`  ! round ${round} ${k.name}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  const best = (name: string, key: 'rss' | 'heap' | 'external') => Math.min(...(samples.get(name) ?? []).map((s) => s[key]));
+  const rows = KINDS.map((k) => [k.name, fmtInt(best(k.name, 'rss')), fmtInt(best(k.name, 'heap')), fmtInt(best(k.name, 'external'))]);
+  console.log();
+  console.log(table(['server', 'rss B/conn', 'heap B/conn', 'external B/conn'], rows, new Set([1, 2, 3])));
+  console.log();
+  for (const key of ['rss', 'heap'] as const) {
+    const ratio = best('trews', key) / best('net', key);
+    const verdict = !Number.isFinite(ratio) ? 'n/a' : ratio <= 1.2 ? 'met' : 'MISSED';
+    console.log(`trews / net ${key.padEnd(4)} per connection = ${fmtRatio(ratio).padStart(6)} (target <= 1.2x)  ${verdict}`);
+  }
+  console.log('(lowest of the rounds; RSS also holds allocator slack, heap is what JavaScript objects cost)');
+}
