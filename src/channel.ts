@@ -63,8 +63,8 @@ export class Outcome<T> extends Promise<T> {
 export abstract class Channel<Events extends ChannelEvents = ChannelEvents> extends EventEmitter<Events> {
   readonly id = ++lastId;
   readonly engine: Engine;
-  /** Errors some awaited Promise rejects with: default hooks need not log them. */
-  #awaited = new WeakSet<object>();
+  /** Errors some awaited Promise rejects with: default hooks need not log them (made on first use). */
+  #awaited: WeakSet<object> | null = null;
 
   constructor(options: ChannelOptions = {}) {
     super();
@@ -97,6 +97,12 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
    * that goes to `NODE_DEBUG=trews`) and closes the channel without flushing.
    */
   onError(err: Error): void {
+    this._logError(err);
+    void this.close(false);
+  }
+
+  /** The logging half of the default `onError`. */
+  protected _logError(err: Error): void {
     if (this.#isObserved(err)) {
       // Someone else receives it.
     } else if (peerWentAway(err)) {
@@ -104,7 +110,6 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
     } else {
       this.engine.log(`${String(this)}: ${describeBriefly(err)}`);
     }
-    void this.close(false);
   }
 
   // ---- hook plumbing -----------------------------------------------------------------------
@@ -141,7 +146,7 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
    * each specific hook passes the error on to `onError`.
    */
   protected _fail(hook: string, err: Error, awaited = false): void {
-    if (awaited || this.listenerCount(eventOf(hook) as never) > 0) this.#awaited.add(err);
+    if (awaited || this.listenerCount(eventOf(hook) as never) > 0) (this.#awaited ??= new WeakSet()).add(err);
     this._hook(hook, err);
   }
 
@@ -151,7 +156,7 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
   }
 
   #isObserved(err: Error): boolean {
-    return this.#awaited.has(err) || this.listenerCount('error' as never) > 0;
+    return this.#awaited?.has(err) === true || this.listenerCount('error' as never) > 0;
   }
 
   override toString(): string {

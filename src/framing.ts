@@ -25,6 +25,7 @@ const ACCEPTED =
   'null (each chunk as it arrives), a non-empty string or Buffer (bytes up to it), a positive integer (that many bytes), a RegExp, or a Struct';
 
 const counts = new Map<number, CompiledDelimiter>();
+const texts = new Map<string, CompiledDelimiter>();
 const structs = new WeakMap<Struct, CompiledDelimiter>();
 
 /**
@@ -43,7 +44,15 @@ export function compileDelimiter(value: Delimiter, encoding: BufferEncoding | nu
   if (typeof value === 'string') {
     if (value.length === 0) throw new TypeError(`readDelimiter must not be an empty string: expected ${ACCEPTED}`);
     const enc = encoding !== null && TEXT_ENCODINGS.has(encoding) ? encoding : 'utf8';
-    return { kind: 'bytes', bytes: Buffer.from(value, enc) };
+    // Every connection of a server usually has the same delimiter: share the compiled one.
+    const key = `${enc}:${value}`;
+    let compiled = texts.get(key);
+    if (compiled === undefined) {
+      if (texts.size >= 1024) texts.clear();
+      compiled = { kind: 'bytes', bytes: Buffer.from(value, enc) };
+      texts.set(key, compiled);
+    }
+    return compiled;
   }
   if (value instanceof Uint8Array) {
     if (value.length === 0) throw new TypeError(`readDelimiter must not be an empty Buffer: expected ${ACCEPTED}`);

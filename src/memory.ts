@@ -61,6 +61,11 @@ export class MemorySocket extends Duplex {
     return this.#bytesWritten;
   }
 
+  /** Bytes of the current write not yet put on the link (what net sockets call the write queue). */
+  get unsentBytes(): number {
+    return this.#outbox?.length ?? 0;
+  }
+
   /** net.Socket compatibility: there is no Nagle on a memory link. */
   setNoDelay(): this {
     return this;

@@ -21,6 +21,7 @@ export interface OutboxItem {
 export interface OutboxSink {
   readonly bytesWritten: number;
   readonly bufferedBytes: number;
+  readonly queuedBytes: number;
   readonly writeHighWaterMark: number;
   write(data: Uint8Array): boolean;
 }
@@ -81,15 +82,22 @@ export class Outbox<T extends OutboxItem> {
     this.#holding = true;
   }
 
-  /** What has not been written out, by `sink.bytesWritten`: started in part, or not at all. */
+  /**
+   * What has not been written out: `queued` certainly never started (a resend cannot
+   * duplicate it); `incomplete` went out in part, or perhaps whole where the transport cannot
+   * tell (TLS).
+   */
   unsent(): Unsent<T> {
-    const written = this.sink.bytesWritten;
+    const sink = this.sink;
+    const written = sink.bytesWritten;
+    // Bytes from here on certainly did not go out.
+    const unstarted = written + sink.bufferedBytes - sink.queuedBytes;
     const incomplete: T[] = [];
     const queued: T[] = [];
     for (let i = this.#oldest; i < this.#handed.length; i++) {
       const item = this.#handed[i]!;
       if (item.end <= written) continue;
-      (item.start < written ? incomplete : queued).push(item);
+      (item.start < unstarted ? incomplete : queued).push(item);
     }
     for (let i = this.#next; i < this.#waiting.length; i++) {
       const item = this.#waiting[i]!;

@@ -205,7 +205,7 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
 
     /** Accepted by a server: the authoritative side. */
     get #server(): boolean {
-      return this._owner !== null;
+      return this.accepted;
     }
 
     onReady(): void {}

@@ -17,8 +17,11 @@ import { listenMemory, type MemoryListener } from './memory.js';
 export type StreamClass<C extends Stream> = new (options?: StreamOptions) => C;
 
 export interface StreamServerOptions extends ChannelOptions {
-  /** Options given to every accepted connection (its engine is the server's). */
-  connectionOptions?: Omit<StreamOptions, 'engine'>;
+  /**
+   * Options given to every accepted connection (its engine is the server's): any of
+   * StreamOptions, and those of your connection class (e.g. a message layer's `codec`).
+   */
+  connectionOptions?: Omit<StreamOptions, 'engine'> & Record<string, unknown>;
   /** Refuse (close at once) connections beyond this many open ones (default Infinity). */
   maxConnections?: number;
   /** Serve TLS: `{ key, cert }` (PEM) and any tls.createSecureContext options. */
@@ -47,7 +50,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   readonly ConnectionClass: StreamClass<C>;
   /** Connections beyond this many open ones are closed as soon as they are accepted. */
   maxConnections: number;
-  readonly connectionOptions: Omit<StreamOptions, 'engine'>;
+  readonly connectionOptions: Omit<StreamOptions, 'engine'> & Record<string, unknown>;
   readonly #tls: ServerTLS | null;
 
   #state: State = 'idle';
@@ -108,6 +111,16 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   /** A connection was accepted (with TLS: and handshaken); runs after that connection's `onConnect`. */
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   onAccept(connection: C): void {}
+
+  /**
+   * The default logs the error and closes the server only if it is not listening (listening
+   * failed). Anything else, such as a throwing `onAccept`, must not take down every
+   * connection of a working server.
+   */
+  override onError(err: Error): void {
+    this._logError(err);
+    if (!this.listening) void this.close(false);
+  }
 
   /** Listening failed (`EADDRINUSE`, `EACCES`, a live or non-socket file at a Unix path). */
   onListenError(err: ListenError): void {

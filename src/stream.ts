@@ -137,7 +137,6 @@ interface FileJob {
   done: ReturnType<typeof Outcome.create<number>>;
 }
 
-const COALESCE_LIMIT = 256 * 1024;
 const READ_EVENT = `${EventEmitter.prefixed === false ? '' : EventEmitter.prefixed}read`;
 
 /**
@@ -158,8 +157,10 @@ function writeSlab(bytes: number): Buffer {
   slabUsed += (bytes + 7) & ~7;
   return out;
 }
-/** The most bytes handed to the socket at once (see #takeRun). */
+/** The most bytes handed to the socket at once (see #takeRun): also the most copied into one. */
 const HAND_LIMIT = 256 * 1024;
+const OWNER = Symbol('trews.stream');
+type OwnedSocket = net.Socket & { [OWNER]?: Stream };
 const FILE_CHUNK = 64 * 1024;
 const ENCODINGS = new Set(['utf8', 'utf-8', 'utf16le', 'utf-16le', 'ucs2', 'ucs-2', 'latin1', 'binary', 'ascii', 'base64', 'base64url', 'hex']);
 
@@ -230,7 +231,8 @@ export class Stream extends Channel<StreamEvents> {
   #clientTLS: TLSClientOptions | null = null;
   #secure = false;
   #handshaking = false;
-  readonly #closedOutcome = Outcome.create<void>();
+  /** Made on first use: most channels are never awaited. */
+  #closedOutcome: ReturnType<typeof Outcome.create<void>> | null = null;
   #forced = false;
 
   constructor(options: StreamOptions = {}) {
@@ -260,6 +262,11 @@ export class Stream extends Channel<StreamEvents> {
     return this.#state === 'connecting';
   }
 
+  /** True for a connection a server accepted (the server side), false for an outgoing one. */
+  get accepted(): boolean {
+    return this.#accepted;
+  }
+
   /** True from `close()` until the channel has closed. */
   get closing(): boolean {
     return this.#state === 'closing';
@@ -286,14 +293,39 @@ export class Stream extends Channel<StreamEvents> {
     return this.#socket?.bytesRead ?? 0;
   }
 
-  /** Bytes handed to the OS (written out); `bufferedBytes` more are queued. */
+  /** Bytes the OS has taken (sent, or in the kernel's send buffer). */
   get bytesWritten(): number {
-    return this.#handed - this.#inSocket;
+    return this.#handed - this.#pendingInSocket().bytes;
   }
 
-  /** Bytes written by the user and not yet handed to the OS. */
+  /** Bytes written by the user that the OS has not taken yet. */
   get bufferedBytes(): number {
-    return this.#queueBytes + this.#inSocket;
+    return this.#queueBytes + this.#pendingInSocket().bytes;
+  }
+
+  /**
+   * Of `bufferedBytes`, those certainly not on their way: still queued in trews, or held by a
+   * socket that can say exactly what it holds (TCP, Unix, memory). Under TLS the socket cannot,
+   * and what it holds may be partly sent: it is in `bufferedBytes` but not here.
+   */
+  get queuedBytes(): number {
+    const pending = this.#pendingInSocket();
+    return this.#queueBytes + (pending.exact ? pending.bytes : 0);
+  }
+
+  /** Bytes handed to the socket that the OS has not taken yet, as exactly as the socket tells. */
+  #pendingInSocket(): { bytes: number; exact: boolean } {
+    const socket = this.#socket;
+    if (socket === null || socket.destroyed || this.#inSocket === 0) return { bytes: this.#inSocket, exact: true };
+    // With one write in the socket at a time, libuv's remainder (or the memory link's) is exact.
+    // Under TLS (encrypted sizes) or while a file streams (several writes), count it all.
+    const exact =
+      this.#secure || this.#file !== null
+        ? undefined
+        : ((socket as unknown as { _handle?: { writeQueueSize?: unknown } })._handle?.writeQueueSize ??
+          (socket as unknown as { unsentBytes?: unknown }).unsentBytes);
+    const held = socket.writableLength;
+    return typeof exact === 'number' ? { bytes: Math.min(exact, held), exact: true } : { bytes: held, exact: false };
   }
 
   /** The underlying socket, for what trews does not wrap (null before connect). */
@@ -404,7 +436,7 @@ export class Stream extends Channel<StreamEvents> {
     }
     this.#listenTo(socket);
     if (this.#paused) socket.pause();
-    socket.once('connect', this.#onConnected);
+    socket.once('connect', Stream.#socketConnect);
   }
 
   /** @internal wire a socket (connecting, or accepted by a server) into this stream. */
@@ -431,17 +463,18 @@ export class Stream extends Channel<StreamEvents> {
 
   #listenTo(socket: net.Socket): void {
     this.#socket = socket;
-    socket.on('data', this.#onData);
-    socket.on('end', this.#onEnd);
-    socket.on('error', this.#onSocketError);
-    socket.on('close', this.#onSocketClose);
+    (socket as OwnedSocket)[OWNER] = this;
+    socket.on('data', Stream.#socketData);
+    socket.on('end', Stream.#socketEnd);
+    socket.on('error', Stream.#socketError);
+    socket.on('close', Stream.#socketClose);
   }
 
-  #onConnected = (): void => {
+  #onConnected(): void {
     this.#recordAddresses();
     if (this.#clientTLS === null) this.#ready();
     else this.#wrap(wrapClient(this.#socket!, this.#clientTLS, this.#endpoint), this.#clientTLS);
-  };
+  }
 
   /** Connected (and, with TLS, handshaken): open the channel. */
   #ready(): void {
@@ -498,7 +531,7 @@ export class Stream extends Channel<StreamEvents> {
     this.#handshaking = true;
     const raw = this.#socket!;
     raw.pause();
-    raw.off('data', this.#onData);
+    raw.off('data', Stream.#socketData);
     const undelivered = this.#rb.length > 0 ? this.#rb.drain() : null;
     this.#upgrading = Outcome.create<void>();
     const upgrade = () => {
@@ -521,10 +554,10 @@ export class Stream extends Channel<StreamEvents> {
 
   #wrap(secure: tls.TLSSocket, options: TLSClientOptions | TLSServerOptions): void {
     const raw = this.#socket!;
-    raw.off('data', this.#onData);
-    raw.off('end', this.#onEnd);
-    raw.off('error', this.#onSocketError);
-    raw.off('close', this.#onSocketClose);
+    raw.off('data', Stream.#socketData);
+    raw.off('end', Stream.#socketEnd);
+    raw.off('error', Stream.#socketError);
+    raw.off('close', Stream.#socketClose);
     raw.on('error', ignore);
     this.#secure = true;
     this.#handshaking = true;
@@ -613,16 +646,16 @@ export class Stream extends Channel<StreamEvents> {
     return this.#paused;
   }
 
-  #onData = (chunk: Buffer): void => {
+  #onData(chunk: Buffer): void {
     // While closing, incoming bytes are read and dropped: unread data would make the
     // kernel answer our close with a reset, which can destroy replies still in flight.
     if (this.#state !== 'open') return;
     if (this.#timeoutTimer !== null) this.#lastRead = this.#lastActivity = this.engine.now();
     this.#rb.push(chunk);
     this.#dispatch();
-  };
+  }
 
-  #onEnd = (): void => {
+  #onEnd(): void {
     if (this.#handshaking) {
       // The peer gave up before the TLS handshake finished: that is a TLS failure.
       this.#socket?.destroy(Object.assign(new Error('the peer closed the connection during the TLS handshake'), { code: 'ECONNRESET' }));
@@ -630,7 +663,7 @@ export class Stream extends Channel<StreamEvents> {
     }
     this.#eof = true;
     this.#dispatch();
-  };
+  }
 
   #dispatch(): void {
     if (this.#dispatching) return;
@@ -766,7 +799,7 @@ export class Stream extends Channel<StreamEvents> {
       if (typeof data !== 'string') this.#queueStrings = false;
       if (!this.#dispatching && !this.#flushScheduled) {
         this.#flushScheduled = true;
-        process.nextTick(this.#scheduledFlush);
+        process.nextTick(Stream.#flushLater, this);
       }
       if (this.#timeoutTimer !== null) this.#lastActivity = this.engine.now();
     }
@@ -828,13 +861,13 @@ export class Stream extends Channel<StreamEvents> {
   #scheduleFlush(): void {
     if (this.#dispatching || this.#flushScheduled) return;
     this.#flushScheduled = true;
-    process.nextTick(this.#scheduledFlush);
+    process.nextTick(Stream.#flushLater, this);
   }
 
-  #scheduledFlush = (): void => {
+  #scheduledFlush(): void {
     this.#flushScheduled = false;
     this.#flush();
-  };
+  }
 
   /**
    * Hand queued writes to the socket: plain data as one write, files streamed in order. While
@@ -905,7 +938,7 @@ export class Stream extends Channel<StreamEvents> {
       socket.write(run[0]!, this.#afterWrite);
     } else if (strings) {
       socket.write(run.join(''), this.#afterWrite);
-    } else if (bytes <= COALESCE_LIMIT) {
+    } else {
       // One buffer, filled in place: no intermediate Buffer per string.
       const out = writeSlab(bytes);
       let at = 0;
@@ -920,11 +953,6 @@ export class Stream extends Channel<StreamEvents> {
         }
       }
       socket.write(out, this.#afterWrite);
-    } else {
-      // Large runs: writev through cork instead of copying megabytes into one buffer.
-      socket.cork();
-      for (let i = 0; i < run.length; i++) socket.write(run[i]!, i === run.length - 1 ? this.#afterWrite : undefined);
-      socket.uncork();
     }
     this.#handed += bytes;
     this.#inSocket = socket.writableLength;
@@ -933,7 +961,8 @@ export class Stream extends Channel<StreamEvents> {
   /** After each socket write: note what the socket still holds, send what waited, signal the drain. */
   #afterWrite = (err?: Error | null): void => {
     const socket = this.#socket;
-    if (err || socket === null) return;
+    // A destroyed socket calls back pending writes without an error: they were not written.
+    if (err || socket === null || socket.destroyed) return;
     this.#inSocket = socket.writableLength;
     if (this.#inSocket > 0) return;
     if (this.#queue.length > 0 || this.#endRequested) this.#flush();
@@ -989,10 +1018,10 @@ export class Stream extends Channel<StreamEvents> {
       this.#idleTimeout > 0 ? this.#lastActivity + this.#idleTimeout : Infinity,
       this.#readTimeout > 0 ? this.#lastRead + this.#readTimeout : Infinity,
     );
-    this.#timeoutTimer = this.engine.defer(Math.max(due - this.engine.now(), 0.001), this.#checkTimeouts);
+    this.#timeoutTimer = this.engine.defer(Math.max(due - this.engine.now(), 0.001), Stream.#timeoutsDue, this);
   }
 
-  #checkTimeouts = (): void => {
+  #checkTimeouts(): void {
     this.#timeoutTimer = null;
     if (this.#state !== 'open') return;
     const now = this.engine.now();
@@ -1008,7 +1037,7 @@ export class Stream extends Channel<StreamEvents> {
       this._hook('onTimeout', kind);
     }
     this.#armTimeouts();
-  };
+  }
 
   // ---- closing -----------------------------------------------------------------------------
 
@@ -1021,16 +1050,16 @@ export class Stream extends Channel<StreamEvents> {
     const { flush = true, timeout = this.closeTimeout } = typeof options === 'boolean' ? { flush: options } : options;
     if (!(timeout > 0 && Number.isFinite(timeout))) throw new RangeError(`close timeout must be a finite number of ms > 0, got ${String(timeout)}`);
     const state = this.#state;
-    if (state === 'closed') return this.#closedOutcome.outcome;
+    if (state === 'closed') return this.#whenClosed();
     if (!flush || state === 'idle' || this.#socket === null || (state === 'connecting' && this.#queue.length === 0)) {
       this.#abort();
-      return this.#closedOutcome.outcome;
+      return this.#whenClosed();
     }
-    if (state === 'closing') return this.#closedOutcome.outcome;
+    if (state === 'closing') return this.#whenClosed();
     this.#closeBound = timeout;
     this.#enterClosing();
     if (state === 'open') this.#beginGracefulClose();
-    return this.#closedOutcome.outcome;
+    return this.#whenClosed();
   }
 
   /** Close at once, dropping anything queued; `err`, if given, goes to `onError` first. */
@@ -1043,6 +1072,14 @@ export class Stream extends Channel<StreamEvents> {
 
   /** Resolves once the channel has closed (after `onClose`). */
   whenClosed(): Promise<void> {
+    return this.#whenClosed();
+  }
+
+  #whenClosed(): Promise<void> {
+    if (this.#closedOutcome === null) {
+      this.#closedOutcome = Outcome.create<void>();
+      if (this.#state === 'closed') this.#closedOutcome.resolve();
+    }
     return this.#closedOutcome.outcome;
   }
 
@@ -1077,7 +1114,10 @@ export class Stream extends Channel<StreamEvents> {
   #abort(): void {
     this.#enterClosing();
     this.#dropQueue();
-    if (this.#socket !== null && !this.#socket.destroyed) this.#socket.destroy();
+    if (this.#socket !== null && !this.#socket.destroyed) {
+      this.#inSocket = this.#pendingInSocket().bytes; // what the socket still held is lost with it
+      this.#socket.destroy();
+    }
     else if (this.#socket === null) process.nextTick(() => this.#finalize());
   }
 
@@ -1092,7 +1132,7 @@ export class Stream extends Channel<StreamEvents> {
     this.#queueStrings = true;
   }
 
-  #onSocketError = (err: Error & { code?: string; syscall?: string }): void => {
+  #onSocketError(err: Error & { code?: string; syscall?: string }): void {
     const state = this.#state;
     debug('%s: socket error in state %s: %s', String(this), state, err.message);
     if (this.#handshaking && state !== 'closed') {
@@ -1123,12 +1163,12 @@ export class Stream extends Channel<StreamEvents> {
       }
     }
     // Closing or closed: the user asked to close; the failure changes nothing they can act on.
-  };
+  }
 
-  #onSocketClose = (): void => {
+  #onSocketClose(): void {
     if (this.#canReconnect()) this.#scheduleReconnect();
     else this.#finalize();
-  };
+  }
 
   #canReconnect(): boolean {
     return this.#reconnect !== null && !this.#accepted && !this.#fatal && (this.#state === 'open' || this.#state === 'connecting');
@@ -1200,12 +1240,42 @@ export class Stream extends Channel<StreamEvents> {
     pending?.reject(new ClosedError(`${String(this)} closed before ${this.#handshaking ? 'the TLS handshake completed' : 'connecting'}`));
     this._owner?._streamClosed(this);
     this._hook('onClose');
-    this.#closedOutcome.resolve();
+    this.#closedOutcome?.resolve();
   }
 
   override toString(): string {
     const where = this.#remote ?? this.#local ?? this.#endpoint;
     return where === null ? super.toString() : `${super.toString()}(${formatAddress(where)})`;
+  }
+
+  // Socket listeners shared by every stream: a closure per stream and event would cost memory
+  // on every connection. The socket carries its stream under OWNER.
+  static #socketConnect(this: OwnedSocket): void {
+    this[OWNER]!.#onConnected();
+  }
+
+  static #socketData(this: OwnedSocket, chunk: Buffer): void {
+    this[OWNER]!.#onData(chunk);
+  }
+
+  static #socketEnd(this: OwnedSocket): void {
+    this[OWNER]!.#onEnd();
+  }
+
+  static #socketError(this: OwnedSocket, err: Error & { code?: string; syscall?: string }): void {
+    this[OWNER]!.#onSocketError(err);
+  }
+
+  static #socketClose(this: OwnedSocket): void {
+    this[OWNER]!.#onSocketClose();
+  }
+
+  static #flushLater(stream: Stream): void {
+    stream.#scheduledFlush();
+  }
+
+  static #timeoutsDue(stream: Stream): void {
+    stream.#checkTimeouts();
   }
 
   static {

@@ -213,3 +213,29 @@ print('ok', data.count(b'\\n'))`,
     expect(out.trim()).toBe('ok 1001');
   });
 });
+
+describe('Server errors', () => {
+  it('a throwing onAccept is logged and the server keeps serving its connections', async () => {
+    const engine = testEngine();
+    let first = true;
+    class Touchy extends Server {
+      override onAccept() {
+        if (first) {
+          first = false;
+          throw new Error('onAccept broke');
+        }
+      }
+    }
+    const server = new Touchy(Echo, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const port = portOf(server.localAddress);
+    const a = new Peer(port);
+    await a.write('still served\n');
+    await a.untilText('still served\n');
+    const b = new Peer(port);
+    await b.write('me too\n');
+    await b.untilText('me too\n');
+    expect(server.listening).toBe(true);
+    expect(engine.lines.some((l) => l.includes('onAccept threw: onAccept broke'))).toBe(true);
+  });
+});
