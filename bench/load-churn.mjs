@@ -13,20 +13,9 @@
 // those for new loopback connections (net.ipv4.tcp_tw_reuse = 2, the default).
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { cpuFraction, parseArgs, runMain, sleep } from './load-common.mjs';
 
-function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 0, concurrency: 50, warmup: 1, seconds: 5 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i]?.replace(/^--/, '');
-    const value = argv[i + 1];
-    if (!(key in opts) || value === undefined) throw new Error(`load-churn: bad argument ${argv[i]}`);
-    opts[key] = key === 'host' ? value : Number(value);
-  }
-  if (!(opts.port > 0)) throw new Error('load-churn: --port is required');
-  return opts;
-}
-
-const opts = parseArgs(process.argv.slice(2));
+const opts = parseArgs('load-churn', process.argv.slice(2), { host: '127.0.0.1', port: 0, concurrency: 50, warmup: 1, seconds: 5 });
 let running = true;
 let measuring = false;
 let completed = 0;
@@ -68,8 +57,6 @@ async function worker() {
   while (running) await once();
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 async function main() {
   const workers = Array.from({ length: opts.concurrency }, worker);
   await sleep(opts.warmup * 1000);
@@ -91,15 +78,9 @@ async function main() {
       meanMs: completed > 0 ? totalMs / completed : NaN,
       errors,
       errorSamples,
-      cpu: (cpu.user + cpu.system) / 1e6 / elapsed,
+      cpu: cpuFraction(cpu, elapsed),
     }) + '\n',
   );
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`load-churn: ${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain('load-churn', main);

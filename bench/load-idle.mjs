@@ -10,20 +10,9 @@
 // behind to use up loopback ports for the next run) and prints {"event":"closed"}.
 import net from 'node:net';
 import { createInterface } from 'node:readline';
+import { exitOnError, parseArgs } from './load-common.mjs';
 
-function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 0, connections: 10000, parallel: 256 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i]?.replace(/^--/, '');
-    const value = argv[i + 1];
-    if (!(key in opts) || value === undefined) throw new Error(`load-idle: bad argument ${argv[i]}`);
-    opts[key] = key === 'host' ? value : Number(value);
-  }
-  if (!(opts.port > 0)) throw new Error('load-idle: --port is required');
-  return opts;
-}
-
-const opts = parseArgs(process.argv.slice(2));
+const opts = parseArgs('load-idle', process.argv.slice(2), { host: '127.0.0.1', port: 0, connections: 10000, parallel: 256 });
 const sockets = [];
 let failed = 0;
 const errors = [];
@@ -81,7 +70,4 @@ async function main() {
   input.on('close', closeAll);
 }
 
-main().catch((err) => {
-  process.stderr.write(`load-idle: ${err?.stack ?? err}\n`);
-  process.exit(1);
-});
+main().catch(exitOnError('load-idle')); // no exit when done: it waits for "close" on stdin

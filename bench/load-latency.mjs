@@ -12,20 +12,10 @@
 // (ok: every connection received exactly what it sent, in whole messages.)
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { cpuFraction, parseArgs, runMain, sleep } from './load-common.mjs';
 
-function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 0, size: 1024, connections: 10, warmup: 1, seconds: 3 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i]?.replace(/^--/, '');
-    const value = argv[i + 1];
-    if (!(key in opts) || value === undefined) throw new Error(`load-latency: bad argument ${argv[i]}`);
-    opts[key] = key === 'host' ? value : Number(value);
-  }
-  if (!(opts.port > 0) || !(opts.size > 0)) throw new Error('load-latency: --port and --size are required');
-  return opts;
-}
-
-const opts = parseArgs(process.argv.slice(2));
+const opts = parseArgs('load-latency', process.argv.slice(2), { host: '127.0.0.1', port: 0, size: 1024, connections: 10, warmup: 1, seconds: 3 });
+if (!(opts.size > 0)) throw new Error('load-latency: --port and --size are required');
 const message = Buffer.alloc(opts.size);
 for (let i = 0; i < message.length; i++) message[i] = 0x61 + (i % 26);
 
@@ -72,8 +62,6 @@ function open() {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 function percentile(sorted, p) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -107,15 +95,9 @@ async function main() {
       max: count > 0 ? sorted[count - 1] : NaN,
       mean: count > 0 ? sum / count : NaN,
       ok,
-      cpu: (cpu.user + cpu.system) / 1e6 / elapsed,
+      cpu: cpuFraction(cpu, elapsed),
     }) + '\n',
   );
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`load-latency: ${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain('load-latency', main);

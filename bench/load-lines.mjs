@@ -1,32 +1,34 @@
-// Load generator for the line echo benchmark. Plain JavaScript run by `node` (no tsx, no
-// TypeScript loader), so it costs the same for every server it drives.
+// Load generator for the line echo benchmarks (bench/line-echo.ts, and bench/tls-echo.ts with
+// --tls). Plain JavaScript run by `node` (no tsx, no TypeScript loader), so it costs the same
+// for every server it drives.
 //
 //   node bench/load-lines.mjs --port 4000 [--host 127.0.0.1] [--connections 10]
 //        [--inflight 64] [--line 64] [--warmup 1] [--seconds 5]
+//        [--tls --ca /path/ca.pem [--servername localhost]]
 //
-// Opens `connections` TCP connections; each keeps `inflight` lines of `line` bytes
-// (line-1 characters + '\n') in flight: it sends `inflight` lines at start and then one new
-// line per echoed line received, batched as one write per connection per event-loop turn.
+// Opens `connections` TCP connections (with --tls: TLS connections, verifying the server's
+// certificate against `ca` and the name `servername`); each keeps `inflight` lines of `line`
+// bytes (line-1 characters + '\n') in flight: it sends `inflight` lines at start and then one
+// new line per echoed line received, batched as one write per connection per event-loop turn.
 // After `warmup` seconds it starts counting (and prints {"event":"start"} so the parent can
 // sample its own CPU use over the same window), measures for `seconds`, then prints:
 //   { lines, seconds, rate, bytesIn, connections, inflight, line, cpu, cpuUser, ok, errors }
-// and closes its connections (end(), then wait for the server's FIN, bounded).
+// (with --tls also `protocol` and `cipher`, before `ok`) and closes its connections (end(),
+// then wait for the server's close, bounded).
 import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { closeAll, cpuFraction, parseArgs, runMain, sleep, turnBatcher, whenReady } from './load-common.mjs';
 
-function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 0, connections: 10, inflight: 64, line: 64, warmup: 1, seconds: 5 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i]?.replace(/^--/, '');
-    const value = argv[i + 1];
-    if (!(key in opts) || value === undefined) throw new Error(`load-lines: bad argument ${argv[i]}`);
-    opts[key] = key === 'host' ? value : Number(value);
-  }
-  if (!(opts.port > 0)) throw new Error('load-lines: --port is required');
-  return opts;
-}
-
-const opts = parseArgs(process.argv.slice(2));
+const opts = parseArgs(
+  'load-lines',
+  process.argv.slice(2),
+  { host: '127.0.0.1', tls: false, servername: 'localhost', ca: '', port: 0, connections: 10, inflight: 64, line: 64, warmup: 1, seconds: 5 },
+  ['host', 'servername', 'ca'],
+);
+if (opts.tls && opts.ca === '') throw new Error('load-lines: --tls needs --ca (the PEM file that vouches for the server)');
+const ca = opts.tls ? readFileSync(opts.ca) : null;
 const LINE = opts.line;
 const NL = 10;
 
@@ -66,70 +68,40 @@ function sendLines(socket, n) {
 }
 
 // Sends are batched: lines owed to a connection accumulate while this turn's reads are
-// handled, and go out as one write per connection per event-loop turn (setImmediate).
-const owed = new Map();
-let flushScheduled = false;
+// handled, and go out as one write per connection per event-loop turn.
+const batch = turnBatcher((socket, n) => {
+  if (sending && !socket.destroyed) sendLines(socket, n);
+});
 
-function flushOwed() {
-  flushScheduled = false;
-  for (const [socket, n] of owed) if (sending && !socket.destroyed) sendLines(socket, n);
-  owed.clear();
+/** Count the lines in what a connection received, and owe it as many new ones. */
+function received(socket, chunk) {
+  bytesIn += chunk.length;
+  const n = countNewlines(chunk);
+  total += n;
+  if (sending && n > 0) {
+    batch.owed.set(socket, (batch.owed.get(socket) ?? 0) + n);
+    batch.schedule();
+  }
 }
 
-function open() {
-  return new Promise((resolve, reject) => {
-    // `onread` reads into one reused buffer: no Buffer allocation and no stream machinery per
-    // chunk, so the generator stays cheap even when a server sends one small packet per line.
-    const readBuffer = Buffer.allocUnsafe(256 * 1024);
-    let socket;
-    const onread = (nread, buf) => {
-      bytesIn += nread;
-      const n = countNewlines(nread === buf.length ? buf : buf.subarray(0, nread));
-      total += n;
-      if (sending && n > 0) {
-        owed.set(socket, (owed.get(socket) ?? 0) + n);
-        if (!flushScheduled) {
-          flushScheduled = true;
-          setImmediate(flushOwed);
-        }
-      }
-    };
-    socket = net.connect({ host: opts.host, port: opts.port, noDelay: true, onread: { buffer: readBuffer, callback: onread } });
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      socket.on('error', (err) => {
-        if (errors.length < 5) errors.push(`${err.code ?? ''} ${err.message}`);
-      });
-      resolve(socket);
-    });
-    socket.once('error', reject);
-  });
+function openTcp() {
+  // `onread` reads into one reused buffer: no Buffer allocation and no stream machinery per
+  // chunk, so the generator stays cheap even when a server sends one small packet per line.
+  const readBuffer = Buffer.allocUnsafe(256 * 1024);
+  let socket;
+  const onread = (nread, buf) => received(socket, nread === buf.length ? buf : buf.subarray(0, nread));
+  socket = net.connect({ host: opts.host, port: opts.port, noDelay: true, onread: { buffer: readBuffer, callback: onread } });
+  return whenReady(socket, 'connect', errors);
 }
 
-function closeAll(timeoutMs) {
-  return new Promise((resolve) => {
-    let left = sockets.length;
-    if (left === 0) return resolve();
-    const timer = setTimeout(() => {
-      for (const s of sockets) s.destroy();
-      resolve();
-    }, timeoutMs);
-    for (const s of sockets) {
-      // Keep reading (and dropping) so that our unread data never turns the close into a reset.
-      s.once('close', () => {
-        if (--left === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      s.end();
-    }
-  });
+function openTls() {
+  const socket = tls.connect({ host: opts.host, port: opts.port, servername: opts.servername, ca, noDelay: true });
+  socket.on('data', (chunk) => received(socket, chunk));
+  return whenReady(socket, 'secureConnect', errors);
 }
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
+  const open = opts.tls ? openTls : openTcp;
   for (let i = 0; i < opts.connections; i++) sockets.push(await open());
   for (const s of sockets) sendLines(s, opts.inflight);
 
@@ -146,8 +118,9 @@ async function main() {
   const cpu = process.cpuUsage(startCpu);
   const measuredBytes = bytesIn - startBytes;
   sending = false;
+  const session = opts.tls ? { protocol: sockets[0]?.getProtocol() ?? null, cipher: sockets[0]?.getCipher()?.name ?? null } : {};
 
-  await closeAll(2000);
+  await closeAll(sockets, 2000);
   // Every byte echoed is part of a whole line (the server may be cut off mid-line at close).
   const ok = total > 0 && bytesIn >= total * LINE && bytesIn < (total + opts.connections) * LINE && errors.length === 0;
   const result = {
@@ -158,18 +131,13 @@ async function main() {
     connections: opts.connections,
     inflight: opts.inflight,
     line: LINE,
-    cpu: (cpu.user + cpu.system) / 1e6 / elapsed, // fraction of one core the load generator used
+    cpu: cpuFraction(cpu, elapsed), // fraction of one core the load generator used
     cpuUser: cpu.user / 1e6 / elapsed,
+    ...session,
     ok,
     errors,
   };
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`load-lines: ${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain('load-lines', main);

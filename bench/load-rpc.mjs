@@ -14,20 +14,9 @@
 //   { replies, seconds, rate, connections, inflight, cpu, ok, errors }
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { closeAll, cpuFraction, parseArgs, runMain, sleep, turnBatcher, whenReady } from './load-common.mjs';
 
-function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 0, connections: 10, inflight: 32, payload: 32, warmup: 1, seconds: 5 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i]?.replace(/^--/, '');
-    const value = argv[i + 1];
-    if (!(key in opts) || value === undefined) throw new Error(`load-rpc: bad argument ${argv[i]}`);
-    opts[key] = key === 'host' ? value : Number(value);
-  }
-  if (!(opts.port > 0)) throw new Error('load-rpc: --port is required');
-  return opts;
-}
-
-const opts = parseArgs(process.argv.slice(2));
+const opts = parseArgs('load-rpc', process.argv.slice(2), { host: '127.0.0.1', port: 0, connections: 10, inflight: 32, payload: 32, warmup: 1, seconds: 5 });
 
 function packet(value) {
   const body = Buffer.from(JSON.stringify(value));
@@ -52,17 +41,11 @@ let sending = true;
 let mismatches = 0;
 const errors = [];
 const sockets = [];
-const owed = new Map(); // socket -> ids to re-send this turn
-let flushScheduled = false;
-
-function flushOwed() {
-  flushScheduled = false;
-  for (const [socket, ids] of owed) {
-    if (!sending || socket.destroyed) continue;
-    socket.write(ids.length === 1 ? requests[ids[0]] : Buffer.concat(ids.map((id) => requests[id])));
-  }
-  owed.clear();
-}
+// socket -> ids to re-send, one write per connection per event-loop turn
+const batch = turnBatcher((socket, ids) => {
+  if (!sending || socket.destroyed) return;
+  socket.write(ids.length === 1 ? requests[ids[0]] : Buffer.concat(ids.map((id) => requests[id])));
+});
 
 /** `[1,<id>,` then the content: the id, or -1 if the body does not start like a reply. */
 function replyId(body) {
@@ -74,70 +57,36 @@ function replyId(body) {
 }
 
 function open() {
-  return new Promise((resolve, reject) => {
-    const readBuffer = Buffer.allocUnsafe(256 * 1024);
-    let carry = null; // an incomplete packet, copied out of the reused read buffer
-    let socket;
-    const onread = (nread, buf) => {
-      let data = buf.subarray(0, nread);
-      if (carry !== null) data = Buffer.concat([carry, data]);
-      let at = 0;
-      let ids = null;
-      while (data.length - at >= 4) {
-        const n = data.readUInt32BE(at);
-        if (data.length - at - 4 < n) break;
-        const body = data.subarray(at + 4, at + 4 + n);
-        at += 4 + n;
-        const id = replyId(body);
-        if (id < 1 || id > opts.inflight || !body.equals(expected[id])) {
-          if (++mismatches <= 3) errors.push(`unexpected reply: ${body.toString().slice(0, 80)}`);
-          continue;
-        }
-        total++;
-        (ids ??= owed.get(socket) ?? []).push(id);
+  const readBuffer = Buffer.allocUnsafe(256 * 1024);
+  let carry = null; // an incomplete packet, copied out of the reused read buffer
+  let socket;
+  const onread = (nread, buf) => {
+    let data = buf.subarray(0, nread);
+    if (carry !== null) data = Buffer.concat([carry, data]);
+    let at = 0;
+    let ids = null;
+    while (data.length - at >= 4) {
+      const n = data.readUInt32BE(at);
+      if (data.length - at - 4 < n) break;
+      const body = data.subarray(at + 4, at + 4 + n);
+      at += 4 + n;
+      const id = replyId(body);
+      if (id < 1 || id > opts.inflight || !body.equals(expected[id])) {
+        if (++mismatches <= 3) errors.push(`unexpected reply: ${body.toString().slice(0, 80)}`);
+        continue;
       }
-      carry = at < data.length ? Buffer.from(data.subarray(at)) : null;
-      if (ids !== null && sending) {
-        owed.set(socket, ids);
-        if (!flushScheduled) {
-          flushScheduled = true;
-          setImmediate(flushOwed);
-        }
-      }
-    };
-    socket = net.connect({ host: opts.host, port: opts.port, noDelay: true, onread: { buffer: readBuffer, callback: onread } });
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      socket.on('error', (err) => {
-        if (errors.length < 5) errors.push(`${err.code ?? ''} ${err.message}`);
-      });
-      resolve(socket);
-    });
-    socket.once('error', reject);
-  });
-}
-
-function closeAll(timeoutMs) {
-  return new Promise((resolve) => {
-    let left = sockets.length;
-    if (left === 0) return resolve();
-    const timer = setTimeout(() => {
-      for (const s of sockets) s.destroy();
-      resolve();
-    }, timeoutMs);
-    for (const s of sockets) {
-      s.once('close', () => {
-        if (--left === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      s.end();
+      total++;
+      (ids ??= batch.owed.get(socket) ?? []).push(id);
     }
-  });
+    carry = at < data.length ? Buffer.from(data.subarray(at)) : null;
+    if (ids !== null && sending) {
+      batch.owed.set(socket, ids);
+      batch.schedule();
+    }
+  };
+  socket = net.connect({ host: opts.host, port: opts.port, noDelay: true, onread: { buffer: readBuffer, callback: onread } });
+  return whenReady(socket, 'connect', errors);
 }
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
   for (let i = 0; i < opts.connections; i++) sockets.push(await open());
@@ -154,24 +103,18 @@ async function main() {
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(startCpu);
   sending = false;
-  await closeAll(2000);
+  await closeAll(sockets, 2000);
   const result = {
     replies,
     seconds: elapsed,
     rate: replies / elapsed,
     connections: opts.connections,
     inflight: opts.inflight,
-    cpu: (cpu.user + cpu.system) / 1e6 / elapsed,
+    cpu: cpuFraction(cpu, elapsed),
     ok: replies > 0 && mismatches === 0 && errors.length === 0,
     errors,
   };
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`load-rpc: ${err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain('load-rpc', main);

@@ -4,7 +4,7 @@
  * person would write by hand on node:tls (an indexOf splitter, each chunk's replies corked
  * into one write). Both run in this process, one at a time, interleaved over rounds; the
  * best round of each counts. The load comes from a separate process
- * (bench/load-lines-tls.mjs), which verifies the server's certificate.
+ * (bench/load-lines.mjs --tls), which verifies the server's certificate.
  *
  * A throwaway self-signed certificate for localhost is made with the openssl command at the
  * start (the suite is skipped, with a message, when openssl is missing).
@@ -179,7 +179,7 @@ export async function run(): Promise<void> {
         let server: RunningServer | undefined;
         try {
           server = await spec.start(cert);
-          const { result, serverCpu } = await runLoad<LoadResult>(benchFile('load-lines-tls.mjs'), ['--port', String(server.port), ...loadArgs], timeoutMs);
+          const { result, serverCpu } = await runLoad<LoadResult>(benchFile('load-lines.mjs'), ['--port', String(server.port), '--tls', ...loadArgs], timeoutMs);
           if (!result.ok) console.log(`  ! ${spec.name}: the echo was not exact (${result.errors.join('; ') || 'byte count mismatch'})`);
           else sample = { rate: result.rate, serverCpu, loadCpu: result.cpu };
           session ||= `${result.protocol ?? '?'} ${result.cipher ?? '?'}`;

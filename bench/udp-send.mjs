@@ -10,15 +10,9 @@
 // UDP may drop under overload: the receiver counts what arrived; `sent` is for reference.
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
+import { cpuFraction, parseArgs } from './load-common.mjs';
 
-const opts = { port: 0, size: 64, seconds: 5 };
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i += 2) {
-  const key = argv[i]?.replace(/^--/, '');
-  if (!(key in opts) || argv[i + 1] === undefined) throw new Error(`udp-send: bad argument ${argv[i]}`);
-  opts[key] = Number(argv[i + 1]);
-}
-if (!(opts.port > 0)) throw new Error('udp-send: --port is required');
+const opts = parseArgs('udp-send', process.argv.slice(2), { port: 0, size: 64, seconds: 5 }, []);
 
 const payload = Buffer.alloc(opts.size, 0x61);
 const socket = dgram.createSocket('udp4');
@@ -46,7 +40,7 @@ socket.connect(opts.port, '127.0.0.1', () => {
     sending = false;
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(startCpu);
-    console.log(JSON.stringify({ sent, seconds, rate: sent / seconds, cpu: (cpu.user + cpu.system) / 1e6 / seconds }));
+    console.log(JSON.stringify({ sent, seconds, rate: sent / seconds, cpu: cpuFraction(cpu, seconds) }));
     socket.close(() => process.exit(0));
   }, opts.seconds * 1000);
 });
