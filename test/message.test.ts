@@ -20,7 +20,7 @@ import {
 } from '../src/message.js';
 import { Outbox, type OutboxItem } from '../src/outbox.js';
 import { memoryAddress, runFor, settle } from '../src/testing.js';
-import { deferred, onCleanup, portOf, python, testEngine } from './helpers.js';
+import { deferred, freePort, onCleanup, portOf, python, testEngine } from './helpers.js';
 
 const frame = (value: unknown): Buffer => {
   const body = Buffer.from(JSON.stringify(value));
@@ -745,17 +745,6 @@ assert reply == [2, 8, {'message': 'no such thing', 'code': 'E_NOTHING'}], reply
 conn.close()
 print('ok')
 `;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 describe('interop with a Python peer speaking length-prefixed JSON [type, id, content]', () => {
   it('a Python client: pipelined requests, replies out of order, a failure, a notification', async () => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Client, Connection, Server } from '../src/index.js';
 import { TLSError } from '../src/errors.js';
 import type { Delimiter } from '../src/framing.js';
-import { Peer, deferred, onCleanup, portOf, pseudoRandomBytes, python, sha256, testEngine } from './helpers.js';
+import { Peer, deferred, freePort, onCleanup, portOf, pseudoRandomBytes, python, sha256, testEngine } from './helpers.js';
 import { hasOpenSSL, testPKI } from './tls-certs.js';
 
 class Echo extends Connection {
@@ -352,11 +352,4 @@ describe.runIf(hasOpenSSL())('TLS interoperability with openssl', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 

@@ -4,29 +4,18 @@
  * for an event, bounded by a timeout that fails the test.
  */
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/index.js';
 import { startChat, type RunningChat } from '../../examples/chat/chat.js';
+import { freePort, onCleanup, tempDir } from '../helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TIMEOUT = 5000;
 const GREETING = 'Welcome to trews chat! What is your nickname?';
-
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'trews-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** Resolve when `promise` does, or fail with `what` after `ms`. */
 function within<T>(promise: Promise<T>, what: string, ms = TIMEOUT): Promise<T> {
@@ -59,7 +48,7 @@ class LineClient {
     });
     socket.on('error', () => {}); // a reset shows up as 'close'
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    cleanups.push(() => socket.destroy());
+    onCleanup(() => socket.destroy());
   }
 
   static connect(address: number | string): Promise<LineClient> {
@@ -99,7 +88,7 @@ async function start(): Promise<RunningChat> {
   const logged: string[] = [];
   const engine = new Engine({ log: (line) => logged.push(line) });
   const chat = await startChat({ port: 0, path: path.join(tempDir(), 'chat.sock'), engine });
-  cleanups.push(async () => {
+  onCleanup(async () => {
     await chat.close();
     await engine.stop();
     expect(logged).toEqual([]); // nothing went wrong quietly
@@ -114,6 +103,14 @@ async function join(address: number | string, nick: string): Promise<LineClient>
   client.send(nick);
   expect(await client.readLine()).toMatch(new RegExp(`^\\* hello ${nick}, `));
   return client;
+}
+
+/** alice joins at `aliceAt`, then bob at `bobAt`; returns once alice has been told that bob joined. */
+async function aliceAndBob(aliceAt: number | string, bobAt: number | string = aliceAt): Promise<{ alice: LineClient; bob: LineClient }> {
+  const alice = await join(aliceAt, 'alice');
+  const bob = await join(bobAt, 'bob');
+  expect(await alice.readLine()).toBe('* bob has joined');
+  return { alice, bob };
 }
 
 describe('chat example', () => {
@@ -159,9 +156,7 @@ describe('chat example', () => {
 
   it('strips a trailing \\r and ignores empty lines', async () => {
     const chat = await start();
-    const alice = await join(chat.port!, 'alice');
-    const bob = await join(chat.port!, 'bob');
-    expect(await alice.readLine()).toBe('* bob has joined');
+    const { alice, bob } = await aliceAndBob(chat.port!);
     alice.socket.write('telnet style\r\n\n\r\n   \nnext\n');
     expect(await bob.readLine()).toBe('<alice> telnet style');
     expect(await bob.readLine()).toBe('<alice> next');
@@ -192,9 +187,7 @@ describe('chat example', () => {
 
   it('/quit says bye and closes the connection', async () => {
     const chat = await start();
-    const alice = await join(chat.port!, 'alice');
-    const bob = await join(chat.port!, 'bob');
-    expect(await alice.readLine()).toBe('* bob has joined');
+    const { alice, bob } = await aliceAndBob(chat.port!);
     bob.send('/quit');
     expect(await bob.readLine()).toBe('* bye!');
     await bob.expectEnd();
@@ -205,9 +198,7 @@ describe('chat example', () => {
 
   it('/who, /nick, /help and unknown commands', async () => {
     const chat = await start();
-    const alice = await join(chat.port!, 'alice');
-    const bob = await join(chat.port!, 'bob');
-    expect(await alice.readLine()).toBe('* bob has joined');
+    const { alice, bob } = await aliceAndBob(chat.port!);
 
     alice.send('/who');
     expect(await alice.readLine()).toBe('* here: alice, bob');
@@ -242,9 +233,7 @@ describe('chat example', () => {
 
   it('refuses a line longer than 4096 bytes and keeps the connection', async () => {
     const chat = await start();
-    const alice = await join(chat.port!, 'alice');
-    const bob = await join(chat.port!, 'bob');
-    expect(await alice.readLine()).toBe('* bob has joined');
+    const { alice, bob } = await aliceAndBob(chat.port!);
     alice.send('a'.repeat(5000));
     expect(await alice.readLine()).toBe('* line too long (the limit is 4096 bytes); it was not sent');
     alice.send('b'.repeat(4096)); // exactly at the limit
@@ -256,9 +245,7 @@ describe('chat example', () => {
   it('lets a TCP user and a Unix-socket user chat with each other', async () => {
     const chat = await start();
     expect(chat.path).not.toBeNull();
-    const alice = await join(chat.port!, 'alice');
-    const bob = await join(chat.path!, 'bob');
-    expect(await alice.readLine()).toBe('* bob has joined');
+    const { alice, bob } = await aliceAndBob(chat.port!, chat.path!);
     alice.send('hello over TCP');
     expect(await bob.readLine()).toBe('<alice> hello over TCP');
     bob.send('hello over Unix');
@@ -279,7 +266,7 @@ describe('chat example', () => {
     const chat = await start();
     const logged: string[] = [];
     const engine = new Engine({ log: (line) => logged.push(line) });
-    cleanups.push(() => engine.stop());
+    onCleanup(() => engine.stop());
     const elsewhere = path.join(tempDir(), 'other.sock');
     await expect(startChat({ port: chat.port!, engine })).rejects.toMatchObject({ code: 'ERR_TREWS_LISTEN', systemCode: 'EADDRINUSE' });
     // A live socket at the path is never replaced; the TCP server opened first is closed again.
@@ -291,9 +278,7 @@ describe('chat example', () => {
 
   it('closes every connection on close()', async () => {
     const chat = await start();
-    const alice = await join(chat.port!, 'alice');
-    const bob = await join(chat.path!, 'bob');
-    expect(await alice.readLine()).toBe('* bob has joined');
+    const { alice, bob } = await aliceAndBob(chat.port!, chat.path!);
     await within(chat.close(), 'chat.close()');
     await alice.expectEnd();
     await bob.expectEnd();
@@ -313,7 +298,7 @@ class NcUser {
       this.output += d.toString();
       for (const wake of this.#waiters.splice(0)) wake();
     });
-    cleanups.push(() => {
+    onCleanup(() => {
       this.child.kill();
     });
   }
@@ -358,15 +343,6 @@ describe.runIf(hasNc)('chat with real nc clients', () => {
 });
 
 describe('npm start (examples/chat/main.ts)', () => {
-  /** A port nobody listens on right now. */
-  async function freePort(): Promise<number> {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as net.AddressInfo;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
-  }
-
   it('listens on TCP and a Unix socket, and stops cleanly on SIGINT', async () => {
     const port = await freePort();
     const socketPath = path.join(tempDir(), 'chat.sock');
@@ -383,7 +359,7 @@ describe('npm start (examples/chat/main.ts)', () => {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.once('exit', (code, signal) => resolve({ code, signal })),
     );
-    cleanups.push(() => {
+    onCleanup(() => {
       if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
     });
     let stdout = '';
@@ -399,9 +375,7 @@ describe('npm start (examples/chat/main.ts)', () => {
     await within(listening, 'the "listening" line', 15_000);
     expect(stdout).toBe(`trews chat listening on tcp port ${port} and unix:${socketPath} — try: nc localhost ${port}\n`);
 
-    const alice = await join(port, 'alice');
-    const bob = await join(socketPath, 'bob');
-    expect(await alice.readLine()).toBe('* bob has joined');
+    const { alice, bob } = await aliceAndBob(port, socketPath);
     bob.send('hi');
     expect(await alice.readLine()).toBe('<bob> hi');
 

@@ -2,19 +2,15 @@
  * The length-prefixed example: the protocol mixin in-process (port 0), a Python client built
  * on `struct.pack('!I', len)` as the independent peer, and `main.ts` run as a process.
  */
-import net from 'node:net';
-import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { HookError, Server, type Engine, type OverflowError } from '../../src/index.js';
 import { HEADER, LengthPrefixedClient, LengthPrefixedConnection } from '../../examples/length-prefixed/protocol.js';
 import { startHashServer } from '../../examples/length-prefixed/hash-server.js';
-import { Peer, deferred, onCleanup, portOf, pseudoRandomBytes, python, sha256, testEngine } from '../helpers.js';
+import { Peer, deferred, freePort, onCleanup, portOf, pseudoRandomBytes, python, sha256, testEngine } from '../helpers.js';
+import { spawnWithTsx } from './helpers.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const ROOT = path.resolve(import.meta.dirname, '../..');
-
 async function waitUntil(predicate: () => boolean, what = 'condition', ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!predicate()) {
@@ -230,43 +226,20 @@ describe('length-prefixed example with a Python peer', () => {
 
 // ---------------------------------------------------------------------------
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 describe('length-prefixed example main.ts', () => {
   it('listens on $PORT, prints a Python one-liner that works, and exits 0 on SIGINT', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'examples/length-prefixed/main.ts')], {
-      cwd: ROOT,
-      env: { ...process.env, PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    onCleanup(() => child.kill('SIGKILL'));
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.on('exit', (code, signal) => resolve({ code, signal })),
-    );
-    await waitUntil(() => stdout.includes('python3 -c') || child.exitCode !== null, 'the banner', 20_000);
-    expect(stdout).toContain(`listening on tcp port ${port}`);
+    const { child, stdout, stderr, exited } = spawnWithTsx('examples/length-prefixed/main.ts', { PORT: String(port) });
+    await waitUntil(() => stdout().includes('python3 -c') || child.exitCode !== null, 'the banner', 20_000);
+    expect(stdout()).toContain(`listening on tcp port ${port}`);
     // Run the one-liner exactly as printed.
-    const oneLiner = /python3 -c "(.*)"\s*$/m.exec(stdout)?.[1];
-    expect(oneLiner, stdout).toBeDefined();
+    const oneLiner = /python3 -c "(.*)"\s*$/m.exec(stdout())?.[1];
+    expect(oneLiner, stdout()).toBeDefined();
     const reply = await python(oneLiner!);
     expect(reply.trim()).toBe(sha256('hello'));
     child.kill('SIGINT');
     const { code, signal } = await exited;
-    expect({ code, signal, stderr }).toEqual({ code: 0, signal: null, stderr: '' });
-    expect(stdout).toContain('bye');
+    expect({ code, signal, stderr: stderr() }).toEqual({ code: 0, signal: null, stderr: '' });
+    expect(stdout()).toContain('bye');
   });
 });

@@ -3,17 +3,13 @@
  * 0), and `main.ts` run as a process: it answers, finishes a slow answer in progress when
  * told to stop, and exits 0 on SIGINT.
  */
-import net from 'node:net';
-import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { MessageClient, RemoteError } from '../../src/index.js';
 import { memoryAddress, settle } from '../../src/testing.js';
 import { startRpcServer } from '../../examples/rpc/service.js';
 import { runDemo, type Result } from '../../examples/rpc/client.js';
-import { onCleanup, portOf, testEngine } from '../helpers.js';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
+import { freePort, portOf, testEngine } from '../helpers.js';
+import { spawnWithTsx } from './helpers.js';
 
 const EXPECTED: Result[] = [
   { call: 'add(1, 2, 3)', ok: true, value: 6 },
@@ -52,33 +48,12 @@ describe('rpc example, in-process', () => {
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 describe('rpc example main.ts', () => {
   it('serves on $PORT; on SIGINT it still answers the request in progress, then exits 0', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'examples/rpc/main.ts')], {
-      cwd: ROOT,
-      env: { ...process.env, PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    onCleanup(() => child.kill('SIGKILL'));
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-    await waitUntil(() => stdout.includes('listening') || child.exitCode !== null, 'the banner');
-    expect(stdout).toContain(`listening on tcp port ${port} — try: npx tsx examples/rpc/client.ts ${port}`);
+    const { child, stdout, stderr, exited } = spawnWithTsx('examples/rpc/main.ts', { PORT: String(port) });
+    await waitUntil(() => stdout().includes('listening') || child.exitCode !== null, 'the banner');
+    expect(stdout()).toContain(`listening on tcp port ${port} — try: npx tsx examples/rpc/client.ts ${port}`);
 
     const engine = testEngine();
     expect(await runDemo(['127.0.0.1', port], { engine })).toEqual(EXPECTED);
@@ -95,7 +70,7 @@ describe('rpc example main.ts', () => {
     expect(refused instanceof RemoteError || (refused as Error).name === 'ClosedError').toBe(true);
     await client.whenClosed();
     const { code, signal } = await exited;
-    expect({ code, signal, stderr }).toEqual({ code: 0, signal: null, stderr: '' });
-    expect(stdout).toContain('bye');
+    expect({ code, signal, stderr: stderr() }).toEqual({ code: 0, signal: null, stderr: '' });
+    expect(stdout()).toContain('bye');
   });
 });

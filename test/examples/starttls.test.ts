@@ -4,18 +4,15 @@
  * boundary rule (plain-text bytes after STARTTLS never run as commands), and `main.ts` run
  * as a real process and stopped with Ctrl-C's SIGINT.
  */
-import net from 'node:net';
 import path from 'node:path';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { TLSError } from '../../src/index.js';
 import { StartTlsConnection, startStartTlsServer } from '../../examples/starttls/server.js';
 import { StartTlsClient, runSession } from '../../examples/starttls/client.js';
-import { Peer, deferred, onCleanup, python, testEngine } from '../helpers.js';
+import { Peer, deferred, freePort, onCleanup, python, testEngine } from '../helpers.js';
 import { hasOpenSSL, testPKI } from '../tls-certs.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { runExample, runToEnd } from './helpers.js';
 
 const SESSION = [
   'S: 220 ready',
@@ -163,99 +160,3 @@ print(s.version())`,
     await idle.untilClosed();
   });
 });
-
-// ---- running example programs ----------------------------------------------------------------
-
-const TSX_CLI = path.join(ROOT, 'node_modules/tsx/dist/cli.mjs');
-
-/** A port nobody listens on right now (listen on 0, note the port, close). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-interface RunningExample {
-  stdout(): string;
-  stderr(): string;
-  /** Send SIGINT to the whole process group, as Ctrl-C in a terminal does; resolves on exit. */
-  interrupt(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function spawnTsx(file: string, args: string[], env: Record<string, string>): ChildProcessWithoutNullStreams {
-  // `npx tsx file` minus npx: the tsx CLI, which runs the file in a child node process. In a
-  // process group of its own so that Ctrl-C (and the cleanup) reach tsx and its child alike.
-  const child = spawn(process.execPath, [TSX_CLI, file, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, NODE_OPTIONS: '' },
-    detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.end();
-  onCleanup(() => {
-    if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
-  });
-  return child;
-}
-
-function killGroup(child: ChildProcessWithoutNullStreams, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-child.pid!, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-/** Start an example server; resolves once it prints its "listening" line. */
-function runExample(file: string, env: Record<string, string>, ms = 15_000): Promise<RunningExample> {
-  const child = spawnTsx(file, [], env);
-  let out = '';
-  let err = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const running: RunningExample = {
-    stdout: () => out,
-    stderr: () => err,
-    interrupt: () => {
-      killGroup(child, 'SIGINT');
-      return exited;
-    },
-  };
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${file}: no "listening" line after ${ms} ms; stdout: ${out}; stderr: ${err}`)), ms);
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (/listening on port \d+.*\n/.test(out)) {
-        clearTimeout(timer);
-        resolve(running);
-      }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`${file} exited (${signal ?? code}) before listening; stdout: ${out}; stderr: ${err}`));
-    });
-  });
-}
-
-/** Run an example program to its end; resolves with its exit code and output. */
-function runToEnd(file: string, args: string[], env: Record<string, string>, ms = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnTsx(file, args, env);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      killGroup(child, 'SIGKILL');
-      reject(new Error(`${file} still running after ${ms} ms; stdout: ${stdout}; stderr: ${stderr}`));
-    }, ms);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
