@@ -1,7 +1,8 @@
 /**
  * Address forms users pass in, and the one shape trews hands back.
  *
- * In: a port number, `[host, port]`, `{ host, port }`, `'host:port'`, `'[v6]:port'` (TCP/UDP);
+ * In: a port number, `[host, port]`, `{ host, port }`, `{ address, port }` (what trews reports),
+ * `'host:port'`, `'[v6]:port'` (TCP/UDP);
  * any other string or `{ path }` (Unix socket path; a leading '\0' is a Linux abstract name).
  * Out: `{ address, port, family }` for TCP and UDP, the path string for Unix sockets.
  */
@@ -26,6 +27,7 @@ export type AddressInput =
   | string
   | readonly [host: string, port: number]
   | { readonly host?: string; readonly port: number }
+  | { readonly address: string; readonly port: number; readonly family?: Family }
   | { readonly path: string }
   | ({ readonly memory: string } & LinkOptions);
 
@@ -36,7 +38,7 @@ export type Endpoint =
   | { readonly kind: 'memory'; readonly name: string; readonly link: LinkOptions };
 
 const ACCEPTED =
-  "a port number, [host, port], { host, port }, 'host:port', '[ipv6]:port', a Unix socket path string, { path }, 'memory:name' or { memory: name }";
+  "a port number, [host, port], { host, port }, { address, port }, 'host:port', '[ipv6]:port', a Unix socket path string, { path }, 'memory:name' or { memory: name }";
 
 const HOST_PORT = /^([^:[\]/\s]+):(\d+)$/;
 const V6_PORT = /^\[([^\]]+)\]:(\d+)$/;
@@ -87,6 +89,8 @@ export function parseAddress(input: AddressInput): Endpoint {
       }
       return { kind: 'unix', path: input.path };
     }
+    // `{ address, port, family }` is the shape trews reports: it goes back in as it came out.
+    if ('address' in input) return { kind: 'inet', host: checkHost(input.address, input), port: checkPort(input.port, input) };
     if ('port' in input) return { kind: 'inet', host: checkHost(input.host, input), port: checkPort(input.port, input) };
   }
   throw new TypeError(`invalid address ${describe(input)}: expected ${ACCEPTED}`);

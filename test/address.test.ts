@@ -199,3 +199,11 @@ describe('formatAddress', () => {
     expect(formatAddress(parseAddress({ path: '\0abs' }))).toBe('@abs');
   });
 });
+
+describe('addresses go back in as they came out', () => {
+  it('accepts { address, port, family } as reported by localAddress/remoteAddress', () => {
+    expect(parseAddress({ address: '::1', port: 80, family: 'IPv6' })).toEqual({ kind: 'inet', host: '::1', port: 80 });
+    expect(parseAddress({ address: '127.0.0.2', port: 0 })).toEqual({ kind: 'inet', host: '127.0.0.2', port: 0 });
+    expect(() => parseAddress({ address: '127.0.0.1', port: 70000 })).toThrow(RangeError);
+  });
+});
