@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import type { Connection as ConnectionType } from '../src/index.js';
-import { benchFile, closeWithin, envNumber, fmtInt, fmtPct, fmtRatio, machineLine, runLoad, table } from './lib.js';
+import { benchFile, bestRate, envNumber, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, machineLine, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 import { importTrews } from './trews-build.js';
 
 const { trews, what: trewsWhat } = await importTrews();
@@ -27,11 +27,6 @@ interface ChurnResult {
   cpu: number;
 }
 
-interface RunningServer {
-  port: number;
-  close(): Promise<void>;
-}
-
 class Echo extends trews.Connection {
   override readDelimiter = '\n';
   override onRead(line: Buffer): void {
@@ -40,64 +35,19 @@ class Echo extends trews.Connection {
   }
 }
 
-async function trewsServer(): Promise<RunningServer> {
-  const server = new trews.Server<ConnectionType>(Echo);
-  await server.listen(['127.0.0.1', 0], { backlog: 1024 });
-  return {
-    port: (server.localAddress as { port: number }).port,
-    close: () =>
-      closeWithin(
-        async () => void (await server.close()),
-        3000,
-        () => void server.close(false),
-      ),
-  };
+function trewsServer(): Promise<RunningServer> {
+  return listenTrews(new trews.Server<ConnectionType>(Echo), { backlog: 1024 });
 }
 
-async function netServer(): Promise<RunningServer> {
+function netServer(): Promise<RunningServer> {
   const sockets = new Set<net.Socket>();
+  const echo = handSplitEcho(false);
+  // allowHalfOpen is false: node:net ends its side after the client's FIN, as trews does.
   const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.setNoDelay(true);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    let carry: Buffer | null = null;
-    socket.on('data', (chunk: Buffer) => {
-      let start = 0;
-      let nl = chunk.indexOf(10);
-      if (carry !== null && nl !== -1) {
-        socket.write(Buffer.concat([carry, chunk.subarray(0, nl + 1)]));
-        carry = null;
-        start = nl + 1;
-        nl = chunk.indexOf(10, start);
-      }
-      while (nl !== -1) {
-        socket.write(chunk.subarray(start, nl + 1));
-        start = nl + 1;
-        nl = chunk.indexOf(10, start);
-      }
-      if (start < chunk.length) carry = carry === null ? chunk.subarray(start) : Buffer.concat([carry, chunk.subarray(start)]);
-    });
-    // allowHalfOpen is false: node:net ends its side after the client's FIN, as trews does.
+    track(sockets, socket);
+    echo(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, backlog: 1024 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      closeWithin(
-        () => new Promise<void>((resolve) => server.close(() => resolve())),
-        3000,
-        () => {
-          for (const s of sockets) s.destroy();
-        },
-      ),
-  };
+  return listenNet(server, sockets, { backlog: 1024 });
 }
 
 const SERVERS = [
@@ -158,11 +108,10 @@ export async function run(): Promise<void> {
 
   const best = new Map<string, Sample>();
   for (const [name, list] of samples) {
-    const ok = list.filter((s) => Number.isFinite(s.rate));
-    best.set(name, ok.length === 0 ? { rate: NaN, meanMs: NaN, serverCpu: NaN, loadCpu: NaN, errors: 0 } : ok.reduce((a, b) => (b.rate > a.rate ? b : a)));
+    best.set(name, bestRate(list, { rate: NaN, meanMs: NaN, serverCpu: NaN, loadCpu: NaN, errors: 0 }));
   }
   const netRate = best.get('net')!.rate;
-  const header = ['server', ...Array.from({ length: rounds }, (_, i) => `round ${i + 1}`), 'best conn/s', 'vs net', 'ms each', 'server cpu', 'load cpu'];
+  const header = ['server', ...roundHeaders(rounds), 'best conn/s', 'vs net', 'ms each', 'server cpu', 'load cpu'];
   const rows = SERVERS.map((s) => {
     const b = best.get(s.name)!;
     return [
@@ -176,10 +125,9 @@ export async function run(): Promise<void> {
     ];
   });
   console.log();
-  console.log(table(header, rows, new Set(Array.from({ length: header.length - 1 }, (_, i) => i + 1))));
+  console.log(numberTable(header, rows));
   console.log();
   const ratio = best.get('trews')!.rate / netRate;
-  const verdict = !Number.isFinite(ratio) ? 'n/a' : ratio >= 0.9 ? 'met' : 'MISSED';
-  console.log(`trews / net connections per second = ${fmtRatio(ratio).padStart(6)} (target >= 0.9x)  ${verdict}`);
+  console.log(`trews / net connections per second = ${fmtRatio(ratio).padStart(6)} (target >= 0.9x)  ${verdict(ratio, 0.9)}`);
   if ([...best.values()].some((b) => b.loadCpu > 0.9)) console.log('note: the load generator used > 90% of a core in some best run: it may be the bottleneck there.');
 }

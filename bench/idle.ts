@@ -19,7 +19,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH_DIR, benchFile, envNumber, fmtInt, fmtRatio, machineLine, table } from './lib.js';
+import { BENCH_DIR, benchFile, envNumber, fmtInt, fmtRatio, machineLine, table, verdict } from './lib.js';
 import { builtTrews } from './trews-build.js';
 
 interface Memory {
@@ -232,8 +232,7 @@ export async function run(): Promise<void> {
   console.log();
   for (const key of ['rss', 'heap'] as const) {
     const ratio = best('trews', key) / best('net', key);
-    const verdict = !Number.isFinite(ratio) ? 'n/a' : ratio <= 1.2 ? 'met' : 'MISSED';
-    console.log(`trews / net ${key.padEnd(4)} per connection = ${fmtRatio(ratio).padStart(6)} (target <= 1.2x)  ${verdict}`);
+    console.log(`trews / net ${key.padEnd(4)} per connection = ${fmtRatio(ratio).padStart(6)} (target <= 1.2x)  ${verdict(ratio, 1.2, { atMost: true })}`);
   }
   console.log('(lowest of the rounds; RSS also holds allocator slack, heap is what JavaScript objects cost)');
 }

@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import { Connection, Server } from '../src/index.js';
-import { benchFile, closeWithin, envList, envNumber, fmtInt, fmtPct, fmtRatio, machineLine, runLoad, table } from './lib.js';
+import { benchFile, envList, envNumber, fmtInt, fmtPct, fmtRatio, listenNet, listenTrews, machineLine, runLoad, table, track, verdict, type RunningServer } from './lib.js';
 
 interface LatencyResult {
   count: number;
@@ -28,13 +28,8 @@ interface LatencyResult {
   cpu: number;
 }
 
-interface RunningServer {
-  port: number;
-  close(): Promise<void>;
-}
-
 function trewsServer(size: number): () => Promise<RunningServer> {
-  return async () => {
+  return () => {
     class FixedEcho extends Connection {
       override readDelimiter = size;
       override bufferSize = Math.max(65536, size);
@@ -42,28 +37,15 @@ function trewsServer(size: number): () => Promise<RunningServer> {
         this.write(message);
       }
     }
-    const server = new Server(FixedEcho);
-    await server.listen(['127.0.0.1', 0]);
-    return {
-      port: (server.localAddress as { port: number }).port,
-      close: () =>
-        closeWithin(
-          async () => void (await server.close()),
-          3000,
-          () => void server.close(false),
-        ),
-    };
+    return listenTrews(new Server(FixedEcho));
   };
 }
 
 function netServer(size: number): () => Promise<RunningServer> {
-  return async () => {
+  return () => {
     const sockets = new Set<net.Socket>();
     const server = net.createServer((socket) => {
-      sockets.add(socket);
-      socket.setNoDelay(true);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => socket.destroy());
+      track(sockets, socket);
       let parts: Buffer[] = [];
       let have = 0;
       socket.on('data', (chunk: Buffer) => {
@@ -82,24 +64,7 @@ function netServer(size: number): () => Promise<RunningServer> {
         }
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: '127.0.0.1', port: 0 }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return {
-      port: (server.address() as net.AddressInfo).port,
-      close: () =>
-        closeWithin(
-          () => new Promise<void>((resolve) => server.close(() => resolve())),
-          3000,
-          () => {
-            for (const s of sockets) s.destroy();
-          },
-        ),
-    };
+    return listenNet(server, sockets);
   };
 }
 
@@ -182,8 +147,7 @@ export async function run(): Promise<void> {
     const n = best.get(key('net', size));
     for (const p of ['p50', 'p99'] as const) {
       const ratio = (t?.[p] ?? NaN) / (n?.[p] ?? NaN);
-      const verdict = !Number.isFinite(ratio) ? 'n/a' : ratio <= 1.2 ? 'met' : 'MISSED';
-      console.log(`trews / net ${p} at ${kib(size).padEnd(7)} = ${fmtRatio(ratio).padStart(6)} (target <= 1.2x, set here)  ${verdict}`);
+      console.log(`trews / net ${p} at ${kib(size).padEnd(7)} = ${fmtRatio(ratio).padStart(6)} (target <= 1.2x, set here)  ${verdict(ratio, 1.2, { atMost: true })}`);
     }
   }
   console.log('(the round with the lowest p50 counts for each server and size; lower is better)');

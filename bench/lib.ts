@@ -1,8 +1,10 @@
 /**
  * Shared helpers for the benchmark suites: load-generator child processes (bounded in time
- * and always killed), environment knobs, and table formatting.
+ * and always killed), environment knobs, table formatting and target verdicts, and the servers
+ * under test (listening and closing them, the hand-written line echo).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -172,3 +174,132 @@ export async function closeWithin(close: () => Promise<void>, ms: number, force:
   clearTimeout(timer);
   if (outcome === 'timeout') force();
 }
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Whether a ratio met its goal: `met`, `MISSED`, or `na` when it could not be computed. */
+export function verdict(ratio: number, goal: number, { atMost = false, na = 'n/a' } = {}): string {
+  if (!Number.isFinite(ratio)) return na;
+  return (atMost ? ratio <= goal : ratio >= goal) ? 'met' : 'MISSED';
+}
+
+/** The `round 1`, `round 2`, ... column headers. */
+export function roundHeaders(rounds: number): string[] {
+  return Array.from({ length: rounds }, (_, i) => `round ${i + 1}`);
+}
+
+/** A table whose first column is a name and every other column a number (right-aligned). */
+export function numberTable(header: string[], rows: string[][]): string {
+  return table(header, rows, new Set(Array.from({ length: header.length - 1 }, (_, i) => i + 1)));
+}
+
+/** The sample with the highest finite `rate`, or `none` when no run was measured. */
+export function bestRate<S extends { rate: number }>(samples: S[], none: S): S {
+  const ok = samples.filter((s) => Number.isFinite(s.rate));
+  return ok.length === 0 ? none : ok.reduce((a, b) => (b.rate > a.rate ? b : a));
+}
+
+// ---- servers under test ----------------------------------------------------------------------
+
+/** A server under test, listening on 127.0.0.1. */
+export interface RunningServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** What `listenTrews` needs of a trews Server (from src/ or from the built package). */
+interface TrewsServer {
+  listen(address: [string, number], options?: { backlog?: number }): Promise<unknown>;
+  readonly localAddress: unknown;
+  close(graceful?: boolean): Promise<unknown>;
+}
+
+/** Listen a trews Server on 127.0.0.1, port 0; its close() waits up to 3 s, then forces. */
+export async function listenTrews(server: TrewsServer, options?: { backlog?: number }): Promise<RunningServer> {
+  await server.listen(['127.0.0.1', 0], options);
+  return {
+    port: (server.localAddress as { port: number }).port,
+    close: () =>
+      closeWithin(
+        async () => void (await server.close()),
+        3000,
+        () => void server.close(false),
+      ),
+  };
+}
+
+/**
+ * Set up a socket a hand-written server accepted: kept in `sockets` until it closes,
+ * destroyed on error (a reset at teardown is not the benchmark's concern), and TCP_NODELAY,
+ * as trews sets by default.
+ */
+export function track<S extends net.Socket>(sockets: Set<S>, socket: S): void {
+  sockets.add(socket);
+  socket.on('close', () => sockets.delete(socket));
+  socket.on('error', () => socket.destroy());
+  socket.setNoDelay(true);
+}
+
+/**
+ * Listen a node:net (or node:tls) server on 127.0.0.1, port 0 (plus `options`, e.g. a
+ * backlog); its close() waits up to 3 s for the connections in `sockets`, then destroys them.
+ */
+export async function listenNet(server: net.Server, sockets: Set<net.Socket>, options: net.ListenOptions = {}): Promise<RunningServer> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0, ...options }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      closeWithin(
+        () => new Promise<void>((resolve) => server.close(() => resolve())),
+        3000,
+        () => {
+          for (const s of sockets) s.destroy();
+        },
+      ),
+  };
+}
+
+/**
+ * The hand-written line echo: an indexOf loop over each received Buffer, carrying the
+ * unfinished tail to the next chunk. Each line is written back with its '\n' as one
+ * zero-copy view (the same bytes as `line + '\n'`, one write per line, no copy): the cheapest
+ * per-line reply there is by hand. `cork`: the lines of one chunk go out in one writev.
+ */
+export function handSplitEcho(cork: boolean): (socket: net.Socket) => void {
+  return (socket) => {
+    let carry: Buffer | null = null;
+    socket.on('data', (chunk: Buffer) => {
+      let start = 0;
+      let nl = chunk.indexOf(NL);
+      if (nl === -1) {
+        carry = carry === null ? chunk : Buffer.concat([carry, chunk]);
+        return;
+      }
+      if (cork) socket.cork();
+      if (carry !== null) {
+        // Only the line spanning the boundary is copied.
+        socket.write(Buffer.concat([carry, chunk.subarray(0, nl + 1)]));
+        carry = null;
+        start = nl + 1;
+        nl = chunk.indexOf(NL, start);
+      }
+      while (nl !== -1) {
+        socket.write(chunk.subarray(start, nl + 1));
+        start = nl + 1;
+        nl = chunk.indexOf(NL, start);
+      }
+      if (cork) socket.uncork();
+      if (start < chunk.length) carry = chunk.subarray(start);
+    });
+  };
+}
+
+const NL = 0x0a;

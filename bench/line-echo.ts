@@ -11,7 +11,7 @@
 import net from 'node:net';
 import split2 from 'split2';
 import { Server, Connection } from '../src/index.js';
-import { benchFile, closeWithin, envList, envNumber, fmtInt, fmtPct, fmtRatio, machineLine, runLoad, table } from './lib.js';
+import { benchFile, bestRate, envList, envNumber, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, machineLine, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 
 interface LoadResult {
   lines: number;
@@ -22,18 +22,11 @@ interface LoadResult {
   errors: string[];
 }
 
-interface RunningServer {
-  port: number;
-  close(): Promise<void>;
-}
-
 interface ServerSpec {
   name: string;
   what: string;
   start(): Promise<RunningServer>;
 }
-
-const NL = 0x0a;
 
 // ---- the servers ---------------------------------------------------------------------------
 
@@ -56,88 +49,17 @@ class StringEcho extends Connection {
 }
 
 function trewsServer<C extends Connection>(ConnectionClass: new () => C): () => Promise<RunningServer> {
-  return async () => {
-    const server = new Server<C>(ConnectionClass);
-    await server.listen(['127.0.0.1', 0]);
-    const address = server.localAddress as { port: number };
-    return {
-      port: address.port,
-      close: () =>
-        closeWithin(
-          async () => void (await server.close()),
-          3000,
-          () => void server.close(false),
-        ),
-    };
-  };
+  return () => listenTrews(new Server<C>(ConnectionClass));
 }
 
 /** Listen with a plain node:net server; `close()` also destroys connections left open. */
-async function netServer(onSocket: (socket: net.Socket) => void): Promise<RunningServer> {
+function netServer(onSocket: (socket: net.Socket) => void): Promise<RunningServer> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    // The load generator closes with end(); a reset at teardown is not the benchmark's concern.
-    socket.on('error', () => socket.destroy());
-    // trews sets TCP_NODELAY on its sockets by default: do the same for every server.
-    socket.setNoDelay(true);
+    track(sockets, socket);
     onSocket(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    port,
-    close: () =>
-      closeWithin(
-        () => new Promise<void>((resolve) => server.close(() => resolve())),
-        3000,
-        () => {
-          for (const s of sockets) s.destroy();
-        },
-      ),
-  };
-}
-
-/**
- * The hand-written splitter: an indexOf loop over each received Buffer, carrying the
- * unfinished tail to the next chunk. Each line is written back with its '\n' as one
- * zero-copy view (the same bytes as `line + '\n'`, one write per line, no copy): the cheapest
- * per-line reply there is by hand. `cork`: the lines of one chunk go out in one writev.
- */
-function handSplitEcho(cork: boolean): (socket: net.Socket) => void {
-  return (socket) => {
-    let carry: Buffer | null = null;
-    socket.on('data', (chunk: Buffer) => {
-      let start = 0;
-      let nl = chunk.indexOf(NL);
-      if (nl === -1) {
-        carry = carry === null ? chunk : Buffer.concat([carry, chunk]);
-        return;
-      }
-      if (cork) socket.cork();
-      if (carry !== null) {
-        // Only the line spanning the boundary is copied.
-        socket.write(Buffer.concat([carry, chunk.subarray(0, nl + 1)]));
-        carry = null;
-        start = nl + 1;
-        nl = chunk.indexOf(NL, start);
-      }
-      while (nl !== -1) {
-        socket.write(chunk.subarray(start, nl + 1));
-        start = nl + 1;
-        nl = chunk.indexOf(NL, start);
-      }
-      if (cork) socket.uncork();
-      if (start < chunk.length) carry = chunk.subarray(start);
-    });
-  };
+  return listenNet(server, sockets);
 }
 
 /** split2 as its README shows it: pipe the socket through it, write each line back. */
@@ -216,8 +138,7 @@ export async function run(): Promise<void> {
   // Best of the rounds per server (the least disturbed run).
   const best = new Map<string, Sample>();
   for (const [name, list] of samples) {
-    const ok = list.filter((s) => Number.isFinite(s.rate));
-    best.set(name, ok.length === 0 ? { rate: NaN, serverCpu: NaN, loadCpu: NaN } : ok.reduce((a, b) => (b.rate > a.rate ? b : a)));
+    best.set(name, bestRate(list, { rate: NaN, serverCpu: NaN, loadCpu: NaN }));
   }
   const rateOf = (name: string) => best.get(name)?.rate ?? NaN;
   const corked = rateOf('net-corked');
@@ -228,7 +149,7 @@ export async function run(): Promise<void> {
   const corkedCpu = best.has('net-corked') ? cpuPerMsg(best.get('net-corked')!) : NaN;
   const header = [
     'server',
-    ...Array.from({ length: rounds }, (_, i) => `round ${i + 1}`),
+    ...roundHeaders(rounds),
     'best msg/s',
     'vs net-corked',
     'vs split2',
@@ -252,7 +173,7 @@ export async function run(): Promise<void> {
     ];
   });
   console.log();
-  console.log(table(header, rows, new Set(Array.from({ length: header.length - 1 }, (_, i) => i + 1))));
+  console.log(numberTable(header, rows));
   console.log();
 
   for (const name of ['trews', 'trews-utf8']) {
@@ -271,6 +192,5 @@ export async function run(): Promise<void> {
 }
 
 function target(label: string, ratio: number, goal: number): string {
-  const verdict = !Number.isFinite(ratio) ? 'n/a (server not measured)' : ratio >= goal ? 'met' : 'MISSED';
-  return `${label.padEnd(23)} = ${fmtRatio(ratio).padStart(6)} (target >= ${goal}x)  ${verdict}`;
+  return `${label.padEnd(23)} = ${fmtRatio(ratio).padStart(6)} (target >= ${goal}x)  ${verdict(ratio, goal, { na: 'n/a (server not measured)' })}`;
 }

@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import { MessageConnection, Server } from '../src/index.js';
-import { benchFile, closeWithin, envList, envNumber, fmtInt, fmtPct, fmtRatio, runLoad, table } from './lib.js';
+import { benchFile, bestRate, envList, envNumber, fmtInt, fmtPct, fmtRatio, listenNet, listenTrews, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 
 interface LoadResult {
   replies: number;
@@ -20,11 +20,6 @@ interface LoadResult {
   cpu: number;
   ok: boolean;
   errors: string[];
-}
-
-interface RunningServer {
-  port: number;
-  close(): Promise<void>;
 }
 
 // ---- the servers ---------------------------------------------------------------------------
@@ -36,13 +31,8 @@ class Echo extends MessageConnection {
   }
 }
 
-async function trewsServer(): Promise<RunningServer> {
-  const server = new Server(Echo);
-  await server.listen(['127.0.0.1', 0]);
-  return {
-    port: (server.localAddress as { port: number }).port,
-    close: () => closeWithin(async () => void (await server.close()), 3000, () => void server.close(false)),
-  };
+function trewsServer(): Promise<RunningServer> {
+  return listenTrews(new Server(Echo));
 }
 
 /**
@@ -74,28 +64,13 @@ function handEcho(socket: net.Socket): void {
   });
 }
 
-async function netServer(): Promise<RunningServer> {
+function netServer(): Promise<RunningServer> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: false }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    socket.setNoDelay(true); // as trews does by default
+    track(sockets, socket);
     handEcho(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
-  });
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      closeWithin(
-        () => new Promise<void>((resolve) => server.close(() => resolve())),
-        3000,
-        () => sockets.forEach((s) => s.destroy()),
-      ),
-  };
+  return listenNet(server, sockets);
 }
 
 const SERVERS = [
@@ -148,21 +123,17 @@ export async function run(): Promise<void> {
     }
   }
 
-  const best = (name: string) => {
-    const ok = (samples.get(name) ?? []).filter((s) => Number.isFinite(s.rate));
-    return ok.length === 0 ? { rate: NaN, serverCpu: NaN, loadCpu: NaN } : ok.reduce((a, b) => (b.rate > a.rate ? b : a));
-  };
+  const best = (name: string) => bestRate(samples.get(name) ?? [], { rate: NaN, serverCpu: NaN, loadCpu: NaN });
   const netRate = best('net').rate;
-  const header = ['server', ...Array.from({ length: rounds }, (_, i) => `round ${i + 1}`), 'best req/s', 'vs net', 'server cpu', 'load cpu'];
+  const header = ['server', ...roundHeaders(rounds), 'best req/s', 'vs net', 'server cpu', 'load cpu'];
   const rows = servers.map((s) => {
     const b = best(s.name);
     return [s.name, ...samples.get(s.name)!.map((x) => fmtInt(x.rate)), fmtInt(b.rate), fmtRatio(b.rate / netRate), fmtPct(b.serverCpu), fmtPct(b.loadCpu)];
   });
   console.log();
-  console.log(table(header, rows, new Set(Array.from({ length: header.length - 1 }, (_, i) => i + 1))));
+  console.log(numberTable(header, rows));
   console.log();
   const ratio = best('trews').rate / netRate;
-  const verdict = !Number.isFinite(ratio) ? 'n/a (both servers are needed)' : ratio >= 0.8 ? 'met' : 'MISSED';
-  console.log(`trews / net = ${fmtRatio(ratio)} (target >= 0.8x)  ${verdict}`);
+  console.log(`trews / net = ${fmtRatio(ratio)} (target >= 0.8x)  ${verdict(ratio, 0.8, { na: 'n/a (both servers are needed)' })}`);
   if (servers.some((s) => best(s.name).loadCpu > 0.9)) console.log('note: the load generator used > 90% of a core in some best run: it may be the bottleneck there.');
 }

@@ -17,7 +17,7 @@
 import tls from 'node:tls';
 import { Server, Connection } from '../src/index.js';
 import { hasOpenSSL, makeDevCertificate, type DevCertificate } from '../examples/shared/dev-cert.js';
-import { benchFile, closeWithin, envNumber, fmtInt, fmtPct, fmtRatio, runLoad, table } from './lib.js';
+import { benchFile, bestRate, envNumber, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 
 interface LoadResult {
   lines: number;
@@ -30,18 +30,11 @@ interface LoadResult {
   errors: string[];
 }
 
-interface RunningServer {
-  port: number;
-  close(): Promise<void>;
-}
-
 interface ServerSpec {
   name: string;
   what: string;
   start(cert: DevCertificate): Promise<RunningServer>;
 }
-
-const NL = 0x0a;
 
 // ---- the servers ---------------------------------------------------------------------------
 
@@ -54,78 +47,25 @@ class Echo extends Connection {
   }
 }
 
-async function trewsServer(cert: DevCertificate): Promise<RunningServer> {
-  const server = new Server(Echo, { tls: { key: cert.key, cert: cert.cert } });
-  await server.listen(['127.0.0.1', 0]);
-  return {
-    port: (server.localAddress as { port: number }).port,
-    close: () =>
-      closeWithin(
-        async () => {
-          await server.close();
-        },
-        3000,
-        () => void server.close(false),
-      ),
-  };
+function trewsServer(cert: DevCertificate): Promise<RunningServer> {
+  return listenTrews(new Server(Echo, { tls: { key: cert.key, cert: cert.cert } }));
 }
 
 /**
- * By hand on node:tls: tls.createServer, an indexOf loop over each decrypted chunk carrying
- * the unfinished tail to the next one, each line written back as a zero-copy view with its
- * '\n', the writes of one chunk corked so they are encrypted and sent as one record batch.
+ * By hand on node:tls: tls.createServer and the hand-written line echo of line-echo's
+ * net-corked (an indexOf loop over each decrypted chunk carrying the unfinished tail to the
+ * next one, each line written back as a zero-copy view with its '\n'), the writes of one chunk
+ * corked so they are encrypted and sent as one record batch.
  */
-async function tlsCorkedServer(cert: DevCertificate): Promise<RunningServer> {
+function tlsCorkedServer(cert: DevCertificate): Promise<RunningServer> {
   const sockets = new Set<tls.TLSSocket>();
+  const echo = handSplitEcho(true);
   const server = tls.createServer({ key: cert.key, cert: cert.cert }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy()); // a reset at teardown is not the benchmark's concern
-    socket.setNoDelay(true); // as trews does by default
-    let carry: Buffer | null = null;
-    socket.on('data', (chunk: Buffer) => {
-      let start = 0;
-      let nl = chunk.indexOf(NL);
-      if (nl === -1) {
-        carry = carry === null ? chunk : Buffer.concat([carry, chunk]);
-        return;
-      }
-      socket.cork();
-      if (carry !== null) {
-        socket.write(Buffer.concat([carry, chunk.subarray(0, nl + 1)]));
-        carry = null;
-        start = nl + 1;
-        nl = chunk.indexOf(NL, start);
-      }
-      while (nl !== -1) {
-        socket.write(chunk.subarray(start, nl + 1));
-        start = nl + 1;
-        nl = chunk.indexOf(NL, start);
-      }
-      socket.uncork();
-      if (start < chunk.length) carry = chunk.subarray(start);
-    });
+    track(sockets, socket);
+    echo(socket);
   });
   server.on('tlsClientError', () => {}); // a client hanging up mid-handshake is not our concern
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as { port: number };
-  return {
-    port,
-    close: () =>
-      closeWithin(
-        () => new Promise<void>((resolve) => server.close(() => resolve())),
-        3000,
-        () => {
-          for (const s of sockets) s.destroy();
-        },
-      ),
-  };
+  return listenNet(server, sockets);
 }
 
 const SERVERS: ServerSpec[] = [
@@ -199,8 +139,7 @@ export async function run(): Promise<void> {
     // Best of the rounds per server (the least disturbed run).
     const best = new Map<string, Sample>();
     for (const [name, list] of samples) {
-      const ok = list.filter((s) => Number.isFinite(s.rate));
-      best.set(name, ok.length === 0 ? NO_SAMPLE : ok.reduce((a, b) => (b.rate > a.rate ? b : a)));
+      best.set(name, bestRate(list, NO_SAMPLE));
     }
     const corked = best.get('tls-corked')!.rate;
     // CPU time per message (server process, lowest over the rounds): steadier than msg/s when
@@ -211,7 +150,7 @@ export async function run(): Promise<void> {
       cpuPerMsg.set(name, costs.length === 0 ? NaN : Math.min(...costs));
     }
     const corkedCost = cpuPerMsg.get('tls-corked')!;
-    const header = ['server', ...Array.from({ length: rounds }, (_, i) => `round ${i + 1}`), 'best msg/s', 'vs tls-corked', 'server cpu', 'load cpu', 'cpu µs/msg', 'cpu vs corked'];
+    const header = ['server', ...roundHeaders(rounds), 'best msg/s', 'vs tls-corked', 'server cpu', 'load cpu', 'cpu µs/msg', 'cpu vs corked'];
     const rows = SERVERS.map((s) => {
       const b = best.get(s.name)!;
       const cost = cpuPerMsg.get(s.name)!;
@@ -228,11 +167,10 @@ export async function run(): Promise<void> {
     });
     console.log();
     if (session) console.log(`session: ${session}`);
-    console.log(table(header, rows, new Set(Array.from({ length: header.length - 1 }, (_, i) => i + 1))));
+    console.log(numberTable(header, rows));
     console.log();
     const ratio = best.get('trews')!.rate / corked;
-    const verdict = !Number.isFinite(ratio) ? 'n/a (a server was not measured)' : ratio >= 0.9 ? 'met' : 'MISSED';
-    console.log(`${'trews / tls-corked'.padEnd(22)} = ${fmtRatio(ratio).padStart(6)} (target >= 0.9x)  ${verdict}`);
+    console.log(`${'trews / tls-corked'.padEnd(22)} = ${fmtRatio(ratio).padStart(6)} (target >= 0.9x)  ${verdict(ratio, 0.9, { na: 'n/a (a server was not measured)' })}`);
     if ([...best.values()].some((b) => b.loadCpu > 0.9)) {
       console.log('note: the load generator used > 90% of a core in some best run: it may be the bottleneck there.');
     }

@@ -14,7 +14,7 @@
  */
 import dgram from 'node:dgram';
 import { Datagram } from '../src/index.js';
-import { benchFile, envNumber, fmtInt, fmtPct, fmtRatio, runLoad, table } from './lib.js';
+import { benchFile, envNumber, fmtInt, fmtPct, fmtRatio, numberTable, roundHeaders, runLoad, sleep, verdict } from './lib.js';
 
 interface SendResult {
   sent: number;
@@ -110,7 +110,7 @@ export async function run(): Promise<void> {
   }
 
   const best = (name: string, key: 'rate' | 'perCpu') => Math.max(...samples.get(name)!.map((s) => (Number.isFinite(s[key]) ? s[key] : 0)));
-  const header = ['receiver', ...Array.from({ length: rounds }, (_, i) => `round ${i + 1}`), 'best received/s', 'vs dgram', 'best per cpu-s', 'vs dgram'];
+  const header = ['receiver', ...roundHeaders(rounds), 'best received/s', 'vs dgram', 'best per cpu-s', 'vs dgram'];
   const rows = RECEIVERS.map((r) => [
     r.name,
     ...samples.get(r.name)!.map((s) => fmtInt(s.rate)),
@@ -120,20 +120,16 @@ export async function run(): Promise<void> {
     fmtRatio(best(r.name, 'perCpu') / best('dgram', 'perCpu')),
   ]);
   console.log();
-  console.log(table(header, rows, new Set(Array.from({ length: header.length - 1 }, (_, i) => i + 1))));
+  console.log(numberTable(header, rows));
   console.log();
   for (const key of ['rate', 'perCpu'] as const) {
     const ratio = best('trews', key) / best('dgram', key);
-    const verdict = !Number.isFinite(ratio) || ratio === 0 ? 'n/a (not measured)' : ratio >= 0.9 ? 'met' : 'MISSED';
-    console.log(`trews / dgram ${key === 'rate' ? 'received/s    ' : 'per cpu-second'} = ${fmtRatio(ratio).padStart(6)} (target >= 0.9x)  ${verdict}`);
+    const verdictText = ratio === 0 ? 'n/a (not measured)' : verdict(ratio, 0.9, { na: 'n/a (not measured)' });
+    console.log(`trews / dgram ${key === 'rate' ? 'received/s    ' : 'per cpu-second'} = ${fmtRatio(ratio).padStart(6)} (target >= 0.9x)  ${verdictText}`);
   }
   const cpus = [...samples.values()].flat().map((s) => s.serverCpu).filter(Number.isFinite);
   if (cpus.length > 0 && Math.max(...cpus) < 0.9) {
     console.log('note: the receivers never used 90% of a core: the sender, or other load on the machine, limits received/s;');
     console.log('      per cpu-second (what one datagram costs the receiver) is then the fairer comparison.');
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
