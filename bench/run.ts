@@ -18,6 +18,7 @@ const SUITES: Record<string, () => Promise<SuiteModule>> = {
   framer: () => import('./framer.js'),
   'tls-echo': () => import('./tls-echo.js'),
   udp: () => import('./udp.js'),
+  memory: () => import('./memory.js'),
   rpc: () => import('./rpc.js'),
   idle: () => import('./idle.js'),
   churn: () => import('./churn.js'),

@@ -192,7 +192,6 @@ export class ReadBuffer {
    */
   next(): Buffer | null {
     this.overflow = 0;
-    this.match = null;
     if (this.length === 0) return null;
     if (this.#skip !== 0 && (!this.#skipOversized() || this.length === 0)) return null;
     const d = this.#delimiter;
@@ -205,6 +204,7 @@ export class ReadBuffer {
       case 'struct':
         return this.#nextCount(d.size);
       case 'regex':
+        this.match = null;
         if (this.#openMatch !== null && !this.#extendOpenMatch(d.extend)) return null;
         return this.#nextRegex(d.search, d.sticky);
     }
@@ -280,7 +280,7 @@ export class ReadBuffer {
     } else {
       this.#offset = end;
     }
-    this.#resetScan();
+    if (this.#scanPos !== 0 || this.#scanChunk !== this.#head) this.#resetScan();
     return chunk.subarray(start, at);
   }
 
