@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Client, Connection, Server, Struct, type Engine } from '../src/index.js';
 import { ConnectError, HookError, OverflowError, TruncatedFrameError } from '../src/errors.js';
 import type { Delimiter } from '../src/framing.js';
-import { Peer, deferred, portOf, pseudoRandomBytes, python, sha256, tempDir, testEngine } from './helpers.js';
+import { Peer, deferred, freePort, portOf, pseudoRandomBytes, python, sha256, tempDir, testEngine } from './helpers.js';
 
 /** Start a server on 127.0.0.1:0 with the given connection class. */
 async function serve<C extends Connection>(engine: Engine, Conn: new (o?: object) => C, options: object = {}): Promise<{ server: Server<C>; port: number }> {
@@ -566,11 +566,7 @@ describe('half-close and close', () => {
 describe('errors', () => {
   it('a refused connect calls onConnectError then onClose, once each, and rejects with the same error', async () => {
     const engine = testEngine();
-    // A port that was just free: listen, note it, close.
-    const probe = new Server({ engine });
-    await probe.listen(['127.0.0.1', 0]);
-    const port = portOf(probe.localAddress);
-    await probe.close();
+    const port = await freePort(); // nobody listens there: a refused connect
     const hooks: string[] = [];
     let seen: ConnectError | undefined;
     class C extends Client {
@@ -597,10 +593,7 @@ describe('errors', () => {
 
   it('a refused connect with default hooks logs one line and never crashes', async () => {
     const engine = testEngine();
-    const probe = new Server({ engine });
-    await probe.listen(['127.0.0.1', 0]);
-    const port = portOf(probe.localAddress);
-    await probe.close();
+    const port = await freePort();
     const client = new Client({ engine });
     void client.connect(['127.0.0.1', port]); // not awaited: hooks only, Pants style
     await client.whenClosed();
@@ -610,10 +603,7 @@ describe('errors', () => {
 
   it('an awaited failing connect is not logged: the caller handles it', async () => {
     const engine = testEngine();
-    const probe = new Server({ engine });
-    await probe.listen(['127.0.0.1', 0]);
-    const port = portOf(probe.localAddress);
-    await probe.close();
+    const port = await freePort();
     const client = new Client({ engine });
     await expect(client.connect(['127.0.0.1', port])).rejects.toBeInstanceOf(ConnectError);
     expect(engine.lines).toEqual([]);

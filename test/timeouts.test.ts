@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Client, Connection, Server } from '../src/index.js';
+import { Client, Connection, Server, type Engine } from '../src/index.js';
 import { Peer, deferred, portOf, testEngine } from './helpers.js';
 
 class Sink extends Connection {
@@ -8,6 +8,15 @@ class Sink extends Connection {
 
 async function accepted(server: Server<Connection>): Promise<Connection> {
   return new Promise((resolve) => server.once('accept', resolve));
+}
+
+/** Serve `Conn` on 127.0.0.1:0 and connect one plain peer; resolves with the accepted connection. */
+async function serveOne(engine: Engine, Conn: typeof Connection, options: object = {}, peerOptions = {}) {
+  const server = new Server(Conn, { engine, ...options });
+  await server.listen(['127.0.0.1', 0]);
+  const gotConnection = accepted(server);
+  const peer = new Peer(portOf(server.localAddress), peerOptions);
+  return { server, peer, conn: await gotConnection };
 }
 
 describe('inactivity timeouts on the Engine clock', () => {
@@ -20,11 +29,7 @@ describe('inactivity timeouts on the Engine clock', () => {
         super.onTimeout(kind);
       }
     }
-    const server = new Server(Idle, { engine, connectionOptions: { idleTimeout: 1000 } });
-    await server.listen(['127.0.0.1', 0]);
-    const gotConnection = accepted(server);
-    const peer = new Peer(portOf(server.localAddress));
-    const conn = await gotConnection;
+    const { peer, conn } = await serveOne(engine, Idle, { connectionOptions: { idleTimeout: 1000 } });
     engine.advance(999);
     expect(kinds).toEqual([]);
     engine.advance(1);
@@ -41,11 +46,7 @@ describe('inactivity timeouts on the Engine clock', () => {
         kinds.push(kind);
       }
     }
-    const server = new Server(Reader, { engine, connectionOptions: { readTimeout: 100 } });
-    await server.listen(['127.0.0.1', 0]);
-    const gotConnection = accepted(server);
-    const peer = new Peer(portOf(server.localAddress));
-    const conn = await gotConnection;
+    const { peer, conn } = await serveOne(engine, Reader, { connectionOptions: { readTimeout: 100 } });
     engine.advance(60);
     const read = new Promise((r) => conn.once('read', r));
     await peer.write('ping\n');
@@ -97,11 +98,7 @@ describe('inactivity timeouts on the Engine clock', () => {
 describe('bounded closes', () => {
   it('close({ timeout }) to a peer that never finishes ends by itself and is marked forced', async () => {
     const engine = testEngine({ clock: 'virtual' });
-    const server = new Server(Sink, { engine });
-    await server.listen(['127.0.0.1', 0]);
-    const gotConnection = accepted(server);
-    const peer = new Peer(portOf(server.localAddress), { allowHalfOpen: true });
-    const conn = await gotConnection;
+    const { peer, conn } = await serveOne(engine, Sink, {}, { allowHalfOpen: true });
     conn.write('last words\n');
     const closed = conn.close({ timeout: 500 });
     await peer.until(() => peer.ended, 'FIN');
@@ -114,11 +111,7 @@ describe('bounded closes', () => {
 
   it('the close bound is on stalls: a slow reader that keeps taking data is not cut off', async () => {
     const engine = testEngine({ clock: 'virtual' });
-    const server = new Server(Sink, { engine });
-    await server.listen(['127.0.0.1', 0]);
-    const gotConnection = accepted(server);
-    const peer = new Peer(portOf(server.localAddress), { allowHalfOpen: true });
-    const conn = await gotConnection;
+    const { peer, conn } = await serveOne(engine, Sink, {}, { allowHalfOpen: true });
     peer.socket.pause();
     conn.write(Buffer.alloc(8 << 20, 'x'));
     const closed = conn.close({ timeout: 1000 });
