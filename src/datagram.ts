@@ -282,7 +282,7 @@ export class Datagram extends Channel<DatagramEvents> {
   }
 
   #bind(target: Target, options: DatagramListenOptions): Promise<void> {
-    this.#adoptFieldOverrides();
+    this.#syncFields();
     this.#state = 'binding';
     const binding = (this.#binding = Outcome.create<void>());
     const where = target.address === '' ? `port ${target.port}` : formatAddress({ kind: 'inet', host: target.address, port: target.port });
@@ -392,20 +392,40 @@ export class Datagram extends Channel<DatagramEvents> {
    * Class fields (`readDelimiter = '\n'` in a subclass) and prototype assignments create data
    * properties that hide the validating accessor: route the nearest such value through it.
    */
-  #adoptFieldOverrides(): void {
-    for (const key of ['encoding', 'bufferSize', 'readDelimiter'] as const) {
-      for (let obj: object | null = this; obj !== null && obj !== Datagram.prototype; obj = Object.getPrototypeOf(obj)) {
-        const desc = Object.getOwnPropertyDescriptor(obj, key);
-        if (desc === undefined) continue;
-        if ('value' in desc) {
-          if (obj === this) delete (this as Partial<Record<typeof key, unknown>>)[key];
-          Object.defineProperty(this, key, { ...Object.getOwnPropertyDescriptor(Datagram.prototype, key), enumerable: false });
-          (this as Record<typeof key, unknown>)[key] = desc.value;
-        }
-        break;
-      }
-    }
+  /**
+   * Class fields (`readDelimiter = '\n'`) and prototype assignments define plain data
+   * properties that hide the validating accessors. They are read, never deleted (deleting one
+   * would drop the object into V8's slow dictionary mode): applied when the socket is bound,
+   * for each datagram, and `readDelimiter` by identity before every frame.
+   */
+  #syncFields(): void {
+    const { encoding, bufferSize, readDelimiter } = this;
+    if (encoding !== this.#encoding) this.#applyEncoding(encoding);
+    if (bufferSize !== this.#bufferSize) this.#applyBufferSize(bufferSize);
+    if (readDelimiter !== this.#delimiter) this.#applyDelimiter(readDelimiter);
   }
+
+  #applyDelimiter(value: Delimiter): void {
+    this.#compiled = compileDelimiter(value, this.#encoding);
+    this.#delimiter = value;
+  }
+
+  #applyEncoding(value: BufferEncoding | null): void {
+    if (value !== null && !ENCODINGS.has(value)) {
+      throw new TypeError(`encoding must be null (Buffers) or a Buffer encoding such as 'utf8', got ${String(value)}`);
+    }
+    this.#encoding = value;
+    // A string delimiter's bytes depend on the encoding.
+    if (typeof this.#delimiter === 'string') this.#compiled = compileDelimiter(this.#delimiter, value);
+  }
+
+  #applyBufferSize(value: number): void {
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new RangeError(`bufferSize must be a positive integer number of bytes, got ${String(value)}`);
+    }
+    this.#bufferSize = value;
+  }
+
 
   // ---- broadcast and multicast -------------------------------------------------------------
   // Thin wrappers over node:dgram; they need a bound socket, and a refusal by the OS throws
@@ -448,6 +468,12 @@ export class Datagram extends Channel<DatagramEvents> {
 
   #onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     if (this.#state !== 'open') return;
+    try {
+      this.#syncFields();
+    } catch (err) {
+      this._hookThrew('onRead', err);
+      return;
+    }
     const address: InetAddress = { address: rinfo.address, port: rinfo.port, family: rinfo.family as Family };
     if (this.#compiled.kind !== 'chunk') return this.#frame(msg, address);
     // Fast path: each datagram whole, no per-sender state (unless left from an earlier delimiter).
@@ -477,7 +503,17 @@ export class Datagram extends Channel<DatagramEvents> {
     rb.bufferSize = this.#bufferSize;
     rb.push(msg);
     while (this.#state === 'open') {
-      rb.setDelimiter(this.#compiled); // re-read per frame: onRead may change it
+      // Re-read per frame: onRead may change it (through the accessor, or a class field).
+      const wanted = this.readDelimiter;
+      if (wanted !== this.#delimiter) {
+        try {
+          this.#applyDelimiter(wanted);
+        } catch (err) {
+          this._hookThrew('onRead', err);
+          break;
+        }
+      }
+      rb.setDelimiter(this.#compiled);
       const frame = rb.next();
       if (frame === null) {
         if (rb.overflow === 0) break;
@@ -755,8 +791,8 @@ export class Datagram extends Channel<DatagramEvents> {
   }
 
   static {
-    // Validating accessors on the prototype, so subclasses may declare `readDelimiter = '\n'`
-    // as a class field (adopted by #adoptFieldOverrides when the socket is bound).
+    // Validating accessors on the prototype. Subclasses may still declare them as class
+    // fields (`readDelimiter = '\n'`): see #syncFields.
     Object.defineProperties(Datagram.prototype, {
       readDelimiter: {
         configurable: true,
@@ -764,9 +800,8 @@ export class Datagram extends Channel<DatagramEvents> {
           return #senders in this ? this.#delimiter : null;
         },
         set(this: Datagram, value: Delimiter) {
-          if (!(#senders in this)) return definePlain(this, 'readDelimiter', value);
-          this.#compiled = compileDelimiter(value, this.#encoding);
-          this.#delimiter = value;
+          if (#senders in this) this.#applyDelimiter(value);
+          else definePlain(this, 'readDelimiter', value);
         },
       },
       encoding: {
@@ -775,13 +810,8 @@ export class Datagram extends Channel<DatagramEvents> {
           return #senders in this ? this.#encoding : null;
         },
         set(this: Datagram, value: BufferEncoding | null) {
-          if (!(#senders in this)) return definePlain(this, 'encoding', value);
-          if (value !== null && !ENCODINGS.has(value)) {
-            throw new TypeError(`encoding must be null (Buffers) or a Buffer encoding such as 'utf8', got ${String(value)}`);
-          }
-          this.#encoding = value;
-          // A string delimiter's bytes depend on the encoding.
-          if (typeof this.#delimiter === 'string') this.#compiled = compileDelimiter(this.#delimiter, value);
+          if (#senders in this) this.#applyEncoding(value);
+          else definePlain(this, 'encoding', value);
         },
       },
       bufferSize: {
@@ -790,11 +820,8 @@ export class Datagram extends Channel<DatagramEvents> {
           return #senders in this ? this.#bufferSize : undefined;
         },
         set(this: Datagram, value: number) {
-          if (!(#senders in this)) return definePlain(this, 'bufferSize', value);
-          if (!Number.isSafeInteger(value) || value <= 0) {
-            throw new RangeError(`bufferSize must be a positive integer number of bytes, got ${String(value)}`);
-          }
-          this.#bufferSize = value;
+          if (#senders in this) this.#applyBufferSize(value);
+          else definePlain(this, 'bufferSize', value);
         },
       },
     });
