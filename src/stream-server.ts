@@ -188,7 +188,8 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
       };
       const onListening = () => {
         server.off('error', onError);
-        // After listening, errors come from accept (EMFILE, ...): keep serving, say so once.
+        // After listening, an error can only come from accepting: keep serving, and say so. (On
+        // Linux, libuv handles EMFILE itself: it accepts and closes the extra connection.)
         server.on('error', this.#onAcceptError);
         resolve(server);
       };
