@@ -10,7 +10,6 @@ import { memoryAddress, settle } from '../src/testing.js';
 import { Peer, deferred, portOf, pseudoRandomBytes, sha256, testEngine } from './helpers.js';
 
 const KiB = 1024;
-const MiB = 1024 * KiB;
 
 const frame = (payload: Buffer | string): Buffer => {
   const body = Buffer.from(payload);

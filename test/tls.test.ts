@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Client, Connection, Server } from '../src/index.js';

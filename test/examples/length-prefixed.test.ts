@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { HookError, Server, type Engine, type OverflowError } from '../../src/index.js';
 import { HEADER, LengthPrefixedClient, LengthPrefixedConnection } from '../../examples/length-prefixed/protocol.js';
 import { startHashServer } from '../../examples/length-prefixed/hash-server.js';
-import { Peer, deferred, freePort, onCleanup, portOf, pseudoRandomBytes, python, sha256, testEngine } from '../helpers.js';
+import { Peer, deferred, freePort, portOf, pseudoRandomBytes, python, sha256, testEngine } from '../helpers.js';
 import { spawnWithTsx } from './helpers.js';
 
 const KiB = 1024;

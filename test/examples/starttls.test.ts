@@ -72,7 +72,7 @@ describe.runIf(hasOpenSSL())('examples/starttls', () => {
     // The classic STARTTLS injection: a man in the middle appends a command to the client's
     // STARTTLS packet, hoping the server runs it as if it came over TLS. Here those bytes are
     // handed to the TLS layer, which rejects them as a handshake: the session ends.
-    const { engine, running } = await start();
+    const { running } = await start();
     const tlsErrors: TLSError[] = [];
     running.server.on('accept', (connection) => connection.on('tlsError', (err) => tlsErrors.push(err)));
     const peer = new Peer(running.port);
