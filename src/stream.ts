@@ -1,6 +1,7 @@
 /**
- * Stream: a connected byte stream (TCP or Unix socket) with framing, coalesced writes,
- * half-close that never loses a reply, and a graceful close with a bound.
+ * Stream: a connected byte stream (TCP, Unix socket, TLS, or the in-memory transport) with
+ * framing, coalesced writes, exact write accounting, half-close that never loses a reply, a
+ * graceful close bounded on stalls, inactivity timeouts and optional reconnecting.
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
