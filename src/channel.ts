@@ -164,6 +164,39 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
   }
 }
 
+/** How an instance reads and applies one field that subclasses may override as a class field. */
+export interface OverridableField<T> {
+  /** Read on anything that is not an instance (a subclass prototype). */
+  fallback: unknown;
+  get(channel: T): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  set(channel: T, value: any): void;
+}
+
+/**
+ * Validating accessors on a channel prototype. On an instance they read and apply the field.
+ * On anything else (`MyConn.prototype.encoding = 'utf8'`) a set leaves a plain value there,
+ * which instances read and apply (as they do with class fields), and a get returns `fallback`.
+ */
+export function defineFieldAccessors<T extends object>(
+  prototype: T,
+  isInstance: (target: object) => boolean,
+  fields: Record<string, OverridableField<T>>,
+): void {
+  for (const [key, field] of Object.entries(fields)) {
+    Object.defineProperty(prototype, key, {
+      configurable: true,
+      get(this: T) {
+        return isInstance(this) ? field.get(this) : field.fallback;
+      },
+      set(this: T, value: unknown) {
+        if (isInstance(this)) field.set(this, value);
+        else Object.defineProperty(this, key, { value, writable: true, configurable: true, enumerable: true });
+      },
+    });
+  }
+}
+
 const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 /** A read or write failed because the peer reset or vanished. */

@@ -13,7 +13,7 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Channel, Outcome, describeBriefly, eventOf, type ChannelEvents, type ChannelOptions } from './channel.js';
+import { Channel, Outcome, defineFieldAccessors, describeBriefly, eventOf, type ChannelEvents, type ChannelOptions } from './channel.js';
 import { debug, type Timer } from './engine.js';
 import { formatAddress, parseAddress, toAddress, type AddressInput, type Family, type InetAddress } from './address.js';
 import {
@@ -793,37 +793,10 @@ export class Datagram extends Channel<DatagramEvents> {
   static {
     // Validating accessors on the prototype. Subclasses may still declare them as class
     // fields (`readDelimiter = '\n'`): see #syncFields.
-    Object.defineProperties(Datagram.prototype, {
-      readDelimiter: {
-        configurable: true,
-        get(this: Datagram) {
-          return #senders in this ? this.#delimiter : null;
-        },
-        set(this: Datagram, value: Delimiter) {
-          if (#senders in this) this.#applyDelimiter(value);
-          else definePlain(this, 'readDelimiter', value);
-        },
-      },
-      encoding: {
-        configurable: true,
-        get(this: Datagram) {
-          return #senders in this ? this.#encoding : null;
-        },
-        set(this: Datagram, value: BufferEncoding | null) {
-          if (#senders in this) this.#applyEncoding(value);
-          else definePlain(this, 'encoding', value);
-        },
-      },
-      bufferSize: {
-        configurable: true,
-        get(this: Datagram) {
-          return #senders in this ? this.#bufferSize : undefined;
-        },
-        set(this: Datagram, value: number) {
-          if (#senders in this) this.#applyBufferSize(value);
-          else definePlain(this, 'bufferSize', value);
-        },
-      },
+    defineFieldAccessors<Datagram>(Datagram.prototype, (o) => #senders in o, {
+      readDelimiter: { fallback: null, get: (d) => d.#delimiter, set: (d, v: Delimiter) => d.#applyDelimiter(v) },
+      encoding: { fallback: null, get: (d) => d.#encoding, set: (d, v: BufferEncoding | null) => d.#applyEncoding(v) },
+      bufferSize: { fallback: undefined, get: (d) => d.#bufferSize, set: (d, v: number) => d.#applyBufferSize(v) },
     });
   }
 }
@@ -885,7 +858,3 @@ function checkMs(name: string, value: number): number {
   return value;
 }
 
-/** An assignment on a prototype: keep it as a plain default that instances adopt. */
-function definePlain(target: object, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable: true });
-}

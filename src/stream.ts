@@ -9,7 +9,7 @@ import type tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import { open, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
-import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from './channel.js';
+import { Channel, Outcome, defineFieldAccessors, type ChannelEvents, type ChannelOptions } from './channel.js';
 import { debug, type Timer } from './engine.js';
 import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from './address.js';
 import {
@@ -1282,64 +1282,14 @@ export class Stream extends Channel<StreamEvents> {
   static {
     // Validating accessors on the prototype. Subclasses may still declare them as class
     // fields (`readDelimiter = '\n'`, `readTimeout = 30_000`): see #syncFields.
-    Object.defineProperties(Stream.prototype, {
-      readDelimiter: {
-        configurable: true,
-        get(this: Stream) {
-          return #rb in this ? this.#delimiter : null;
-        },
-        set(this: Stream, value: Delimiter) {
-          if (#rb in this) this.#applyDelimiter(value);
-          else definePlain(this, 'readDelimiter', value);
-        },
-      },
-      encoding: {
-        configurable: true,
-        get(this: Stream) {
-          return #rb in this ? this.#encoding : null;
-        },
-        set(this: Stream, value: BufferEncoding | null) {
-          if (#rb in this) this.#applyEncoding(value);
-          else definePlain(this, 'encoding', value);
-        },
-      },
-      bufferSize: {
-        configurable: true,
-        get(this: Stream) {
-          return #rb in this ? this.#rb.bufferSize : undefined;
-        },
-        set(this: Stream, value: number) {
-          if (#rb in this) this.#applyBufferSize(value);
-          else definePlain(this, 'bufferSize', value);
-        },
-      },
-      idleTimeout: {
-        configurable: true,
-        get(this: Stream) {
-          return #rb in this ? this.#idleTimeout : 0;
-        },
-        set(this: Stream, value: number) {
-          if (#rb in this) this.#applyTimeouts(value, this.#readTimeout);
-          else definePlain(this, 'idleTimeout', value);
-        },
-      },
-      readTimeout: {
-        configurable: true,
-        get(this: Stream) {
-          return #rb in this ? this.#readTimeout : 0;
-        },
-        set(this: Stream, value: number) {
-          if (#rb in this) this.#applyTimeouts(this.#idleTimeout, value);
-          else definePlain(this, 'readTimeout', value);
-        },
-      },
+    defineFieldAccessors<Stream>(Stream.prototype, (o) => #rb in o, {
+      readDelimiter: { fallback: null, get: (s) => s.#delimiter, set: (s, v: Delimiter) => s.#applyDelimiter(v) },
+      encoding: { fallback: null, get: (s) => s.#encoding, set: (s, v: BufferEncoding | null) => s.#applyEncoding(v) },
+      bufferSize: { fallback: undefined, get: (s) => s.#rb.bufferSize, set: (s, v: number) => s.#applyBufferSize(v) },
+      idleTimeout: { fallback: 0, get: (s) => s.#idleTimeout, set: (s, v: number) => s.#applyTimeouts(v, s.#readTimeout) },
+      readTimeout: { fallback: 0, get: (s) => s.#readTimeout, set: (s, v: number) => s.#applyTimeouts(s.#idleTimeout, v) },
     });
   }
-}
-
-/** An assignment on a prototype: keep it as a plain default that instances adopt. */
-function definePlain(target: object, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable: true });
 }
 
 function ignore(): void {}
