@@ -20,10 +20,24 @@ export interface ChannelEvents {
 
 let lastId = 0;
 
+/**
+ * Errors that an awaited Promise rejects with or an event listener receives: default hooks
+ * need not log them. One set for all channels (errors are never shared), not a field each.
+ */
+const received = new WeakSet<Error>();
+
+const events = new Map<string, string>();
+
 /** Event name of a hook: `onConnectError` -> `connectError`, `onTLSError` -> `tlsError`. */
 export function eventOf(hook: string): string {
-  const name = hook.slice(2);
-  return name.startsWith('TLS') ? `tls${name.slice(3)}` : name.charAt(0).toLowerCase() + name.slice(1);
+  let event = events.get(hook);
+  if (event === undefined) {
+    const name = hook.slice(2);
+    event = name.startsWith('TLS') ? `tls${name.slice(3)}` : name.charAt(0).toLowerCase() + name.slice(1);
+    // Hook names are method names: a handful per class. The bound only guards misuse.
+    if (events.size < 1024) events.set(hook, event);
+  }
+  return event;
 }
 
 const noop = () => {};
@@ -63,8 +77,6 @@ export class Outcome<T> extends Promise<T> {
 export abstract class Channel<Events extends ChannelEvents = ChannelEvents> extends EventEmitter<Events> {
   readonly id = ++lastId;
   readonly engine: Engine;
-  /** Errors some awaited Promise rejects with: default hooks need not log them (made on first use). */
-  #awaited: WeakSet<object> | null = null;
 
   constructor(options: ChannelOptions = {}) {
     super();
@@ -146,7 +158,7 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
    * each specific hook passes the error on to `onError`.
    */
   protected _fail(hook: string, err: Error, awaited = false): void {
-    if (awaited || this.listenerCount(eventOf(hook) as never) > 0) (this.#awaited ??= new WeakSet()).add(err);
+    if (awaited || this.listenerCount(eventOf(hook) as never) > 0) received.add(err);
     this._hook(hook, err);
   }
 
@@ -156,7 +168,7 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
   }
 
   #isObserved(err: Error): boolean {
-    return this.#awaited?.has(err) === true || this.listenerCount('error' as never) > 0;
+    return received.has(err) || this.listenerCount('error' as never) > 0;
   }
 
   override toString(): string {

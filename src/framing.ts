@@ -25,7 +25,9 @@ const ACCEPTED =
   'null (each chunk as it arrives), a non-empty string or Buffer (bytes up to it), a positive integer (that many bytes), a RegExp, or a Struct';
 
 const counts = new Map<number, CompiledDelimiter>();
-const texts = new Map<string, CompiledDelimiter>();
+/** Compiled text delimiters: UTF-8 ones by the text itself (no key to build per connection). */
+const utf8Texts = new Map<string, CompiledDelimiter>();
+const otherTexts = new Map<string, CompiledDelimiter>();
 const structs = new WeakMap<Struct, CompiledDelimiter>();
 
 /**
@@ -45,12 +47,13 @@ export function compileDelimiter(value: Delimiter, encoding: BufferEncoding | nu
     if (value.length === 0) throw new TypeError(`readDelimiter must not be an empty string: expected ${ACCEPTED}`);
     const enc = encoding !== null && TEXT_ENCODINGS.has(encoding) ? encoding : 'utf8';
     // Every connection of a server usually has the same delimiter: share the compiled one.
-    const key = `${enc}:${value}`;
-    let compiled = texts.get(key);
+    const cache = enc === 'utf8' ? utf8Texts : otherTexts;
+    const key = enc === 'utf8' ? value : `${enc}:${value}`;
+    let compiled = cache.get(key);
     if (compiled === undefined) {
-      if (texts.size >= 1024) texts.clear();
+      if (cache.size >= 1024) cache.clear();
       compiled = { kind: 'bytes', bytes: Buffer.from(value, enc) };
-      texts.set(key, compiled);
+      cache.set(key, compiled);
     }
     return compiled;
   }
@@ -164,6 +167,14 @@ export class ReadBuffer {
 
   constructor(bufferSize = 65536) {
     this.bufferSize = bufferSize;
+  }
+
+  /**
+   * Nothing buffered and no framing state to carry over (a discard in progress, a RegExp
+   * match that more bytes may extend): a new ReadBuffer with the same settings would act the same.
+   */
+  get empty(): boolean {
+    return this.length === 0 && this.#skip === 0 && this.#openMatch === null;
   }
 
   get delimiter(): CompiledDelimiter {

@@ -228,7 +228,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
       connection.destroy(err as Error);
       return;
     }
-    connection._accepted(this.#tls, () => this._hook('onAccept', connection));
+    connection._accepted(this.#tls);
   };
 
   // ---- connections -------------------------------------------------------------------------
@@ -248,6 +248,11 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
       }
     }
     return count;
+  }
+
+  /** @internal */
+  _streamOpened(stream: Stream): void {
+    this._hook('onAccept', stream);
   }
 
   /** @internal */

@@ -22,7 +22,7 @@ import {
   TruncatedFrameError,
   WriteError,
 } from './errors.js';
-import { ReadBuffer, compileDelimiter, decodeMatch, type Delimiter } from './framing.js';
+import { CHUNKS, ReadBuffer, compileDelimiter, decodeMatch, type CompiledDelimiter, type Delimiter } from './framing.js';
 import { connectMemory } from './memory.js';
 import { Struct, type StructInput } from './struct.js';
 import {
@@ -125,8 +125,9 @@ export interface StreamEvents extends ChannelEvents {
 
 type State = 'idle' | 'connecting' | 'open' | 'closing' | 'closed';
 
-/** Called by a server that owns this stream as it starts closing and once it has closed. */
+/** The server that accepted a stream: told once it is open (after onConnect), as it starts closing, and once it has closed. */
 export interface StreamOwner {
+  _streamOpened(stream: Stream): void;
   _streamClosing(stream: Stream): void;
   _streamClosed(stream: Stream): void;
 }
@@ -158,12 +159,94 @@ function writeSlab(bytes: number): Buffer {
   slabUsed += (bytes + 7) & ~7;
   return out;
 }
+/**
+ * A stream's ReadBuffer is made when data arrives and let go once empty, so idle connections
+ * hold none. One spare is kept, so that a busy server does not make one per chunk received.
+ */
+let spareReadBuffer: ReadBuffer | null = null;
+function readBufferFor(framing: CompiledDelimiter, bufferSize: number): ReadBuffer {
+  const rb = spareReadBuffer ?? new ReadBuffer(bufferSize);
+  spareReadBuffer = null;
+  rb.bufferSize = bufferSize;
+  rb.setDelimiter(framing);
+  return rb;
+}
+
+/** The writes of a run as one buffer, filled in place: no intermediate Buffer per string. */
+function joinBytes(run: Array<string | Buffer>, bytes: number): Buffer {
+  const out = writeSlab(bytes);
+  let at = 0;
+  for (const item of run) {
+    if (typeof item !== 'string') {
+      out.set(item, at);
+      at += item.length;
+    } else if (item.length === 1 && item.charCodeAt(0) < 0x80) {
+      out[at++] = item.charCodeAt(0);
+    } else {
+      at += out.write(item, at);
+    }
+  }
+  return out;
+}
 /** The most bytes handed to the socket at once (see #takeRun): also the most copied into one. */
 const HAND_LIMIT = 256 * 1024;
 const OWNER = Symbol('trews.stream');
 type OwnedSocket = net.Socket & { [OWNER]?: Stream };
 const FILE_CHUNK = 64 * 1024;
 const ENCODINGS = new Set(['utf8', 'utf-8', 'utf16le', 'utf-16le', 'ucs2', 'ucs-2', 'latin1', 'binary', 'ascii', 'base64', 'base64url', 'hex']);
+
+// The bits of Stream#flags: one small integer instead of a field (8 bytes) per boolean.
+const PAUSED = 1 << 0;
+const DISPATCHING = 1 << 1;
+/** The peer's FIN arrived and is not handled yet. */
+const EOF = 1 << 2;
+const END_REQUESTED = 1 << 3;
+/** Every queued write is a string (they can be joined). */
+const QUEUE_STRINGS = 1 << 4;
+const FLUSH_SCHEDULED = 1 << 5;
+/** write() returned false: onWrite is owed. */
+const WANT_DRAIN = 1 << 6;
+const ACCEPTED = 1 << 7;
+const SECURE = 1 << 8;
+const HANDSHAKING = 1 << 9;
+/** The last close was forced. */
+const FORCED = 1 << 10;
+/** A failure that retrying cannot fix (a TLS handshake refused). */
+const FATAL = 1 << 11;
+/** #local and #remote hold the connection's addresses. */
+const ADDRESSES = 1 << 12;
+
+type Settle<T> = ReturnType<typeof Outcome.create<T>>;
+
+/**
+ * The state of a Stream that most connections never need, made on first use: reconnecting,
+ * connect and TLS set-up, inactivity timeouts, file sends, closing. A server's idle
+ * connections then carry none of it.
+ */
+class Occasional {
+  reconnect: Required<ReconnectOptions> | null = null;
+  attempt = 0;
+  reconnectTimer: Timer | null = null;
+  connectOptions: ConnectOptions = {};
+  /** Why the current connection went away, when it will be retried. */
+  dropError: Error | null = null;
+  connecting: Settle<void> | null = null;
+  upgrading: Settle<void> | null = null;
+  readyTimer: Timer | null = null;
+  clientTLS: TLSClientOptions | null = null;
+  idleTimeout = 0;
+  readTimeout = 0;
+  lastRead = 0;
+  lastActivity = 0;
+  timeoutTimer: Timer | null = null;
+  file: FileJob | null = null;
+  queueFiles = 0;
+  closeTimer: Timer | null = null;
+  closeBound = 0;
+  closed: Settle<void> | null = null;
+  /** Decodes unframed chunks (a multi-byte character may span two). */
+  decoder: StringDecoder | null = null;
+}
 
 export class Stream extends Channel<StreamEvents> {
   /** How incoming bytes are cut into messages; takes effect for bytes already buffered. */
@@ -177,80 +260,77 @@ export class Stream extends Channel<StreamEvents> {
   /** Inactivity limit in ms for reads (0: off), on the Engine clock. */
   declare readTimeout: number;
 
-  allowHalfOpen: boolean;
-  closeTimeout: number;
-  writeHighWaterMark: number;
-  readonly noDelay: boolean;
+  // Plain settings keep their defaults on the prototype (see the static block): an instance
+  // carries only what its options or class fields change. Every slot on an instance costs
+  // each idle connection 8 bytes.
+  /** Keep the channel open for writing after the peer's FIN (default false). */
+  declare allowHalfOpen: boolean;
+  /** How long a graceful close may stall before it is forced (ms, default 5000). */
+  declare closeTimeout: number;
+  /** `write()` returns false once this many bytes are buffered (default 65536). */
+  declare writeHighWaterMark: number;
+  /** Disable Nagle's algorithm (default true). */
+  declare readonly noDelay: boolean;
   /** TLS client options for `connect()` (overridden by its own `tls` option). */
-  tls: TLSClientOptions | boolean | undefined;
+  declare tls: TLSClientOptions | boolean | undefined;
 
   /** @internal */ _owner: StreamOwner | null = null;
 
   #state: State = 'idle';
+  /** The booleans of this stream, one bit each (PAUSED, SECURE, ...). */
+  #flags = QUEUE_STRINGS;
   #socket: net.Socket | null = null;
   #endpoint: Endpoint | null = null;
+  /** Captured on first use, or as the socket is destroyed: readable until and inside onClose. */
   #local: Address | null = null;
   #remote: Address | null = null;
   #delimiter: Delimiter = null;
+  #framing: CompiledDelimiter = CHUNKS;
+  #bufferSize = 65536;
   #encoding: BufferEncoding | null = null;
-  #decoder: StringDecoder | null = null;
-  readonly #rb = new ReadBuffer();
-  #reconnect: Required<ReconnectOptions> | null = null;
-  #attempt = 0;
-  #reconnectTimer: Timer | null = null;
-  #connectOptions: ConnectOptions = {};
-  /** Why the current connection went away, when it will be retried. */
-  #dropError: Error | null = null;
-  /** A failure that retrying cannot fix (a TLS handshake refused). */
-  #fatal = false;
-  #paused = false;
-  #dispatching = false;
-  #eof = false;
-  #endRequested = false;
-  #queue: Array<string | Buffer | FileJob> = [];
+  /** Bytes received and not yet delivered: made on demand, dropped when empty. */
+  #rb: ReadBuffer | null = null;
+  /** Writes not yet handed to the socket (null when there are none). */
+  #queue: Array<string | Buffer | FileJob> | null = null;
   #queueBytes = 0;
-  #queueStrings = true;
-  #queueFiles = 0;
   /** Bytes handed to the socket in all, and those it still holds (not yet with the OS). */
   #handed = 0;
   #inSocket = 0;
-  #flushScheduled = false;
-  #file: FileJob | null = null;
-  #wantDrain = false;
-  #closeTimer: Timer | null = null;
-  #idleTimeout = 0;
-  #readTimeout = 0;
-  #lastRead = 0;
-  #lastActivity = 0;
-  #timeoutTimer: Timer | null = null;
-  #closeBound = 0;
-  #connecting: ReturnType<typeof Outcome.create<void>> | null = null;
-  #upgrading: ReturnType<typeof Outcome.create<void>> | null = null;
-  #readyTimer: Timer | null = null;
-  #onReady: (() => void) | null = null;
-  #accepted = false;
-  #clientTLS: TLSClientOptions | null = null;
-  #secure = false;
-  #handshaking = false;
-  /** Made on first use: most channels are never awaited. */
-  #closedOutcome: ReturnType<typeof Outcome.create<void>> | null = null;
-  #forced = false;
+  /** Everything else, made on first use (see Occasional). */
+  #occasional: Occasional | null = null;
 
   constructor(options: StreamOptions = {}) {
     super(options);
-    this.allowHalfOpen = options.allowHalfOpen ?? false;
-    this.closeTimeout = options.closeTimeout ?? 5000;
+    if (options.allowHalfOpen !== undefined) this.allowHalfOpen = options.allowHalfOpen;
+    if (options.closeTimeout !== undefined) this.closeTimeout = options.closeTimeout;
     if (options.idleTimeout !== undefined) this.idleTimeout = options.idleTimeout;
     if (options.readTimeout !== undefined) this.readTimeout = options.readTimeout;
-    this.writeHighWaterMark = options.writeHighWaterMark ?? 65536;
-    this.noDelay = options.noDelay ?? true;
-    this.tls = options.tls;
+    if (options.writeHighWaterMark !== undefined) this.writeHighWaterMark = options.writeHighWaterMark;
+    if (options.noDelay !== undefined) (this as { noDelay: boolean }).noDelay = options.noDelay;
+    if (options.tls !== undefined) this.tls = options.tls;
     if (options.reconnect !== undefined && options.reconnect !== false) {
-      this.#reconnect = { ...RECONNECT_DEFAULTS, ...(options.reconnect === true ? {} : options.reconnect) };
+      this.#more.reconnect = { ...RECONNECT_DEFAULTS, ...(options.reconnect === true ? {} : options.reconnect) };
     }
     if (options.encoding !== undefined) this.encoding = options.encoding;
     if (options.bufferSize !== undefined) this.bufferSize = options.bufferSize;
     if (options.readDelimiter !== undefined) this.readDelimiter = options.readDelimiter;
+  }
+
+  #is(flag: number): boolean {
+    return (this.#flags & flag) !== 0;
+  }
+
+  #set(flag: number): void {
+    this.#flags |= flag;
+  }
+
+  #clear(flag: number): void {
+    this.#flags &= ~flag;
+  }
+
+  /** The occasional state, made now if it was not yet (read `#occasional` to look without making it). */
+  get #more(): Occasional {
+    return (this.#occasional ??= new Occasional());
   }
 
   // ---- state -------------------------------------------------------------------------------
@@ -265,7 +345,7 @@ export class Stream extends Channel<StreamEvents> {
 
   /** True for a connection a server accepted (the server side), false for an outgoing one. */
   get accepted(): boolean {
-    return this.#accepted;
+    return this.#is(ACCEPTED);
   }
 
   /** True from `close()` until the channel has closed. */
@@ -279,14 +359,16 @@ export class Stream extends Channel<StreamEvents> {
 
   /** True if the last close had to be forced after `closeTimeout`. */
   override get forced(): boolean {
-    return this.#forced;
+    return this.#is(FORCED);
   }
 
   get remoteAddress(): Address | null {
+    if (this.#is(ACCEPTED)) this.#captureAddresses(this.#socket);
     return this.#remote;
   }
 
   get localAddress(): Address | null {
+    if (this.#is(ACCEPTED)) this.#captureAddresses(this.#socket);
     return this.#local;
   }
 
@@ -321,12 +403,17 @@ export class Stream extends Channel<StreamEvents> {
     // With one write in the socket at a time, libuv's remainder (or the memory link's) is exact.
     // Under TLS (encrypted sizes) or while a file streams (several writes), count it all.
     const exact =
-      this.#secure || this.#file !== null
+      this.#is(SECURE) || this.#file !== null
         ? undefined
         : ((socket as unknown as { _handle?: { writeQueueSize?: unknown } })._handle?.writeQueueSize ??
           (socket as unknown as { unsentBytes?: unknown }).unsentBytes);
     const held = socket.writableLength;
     return typeof exact === 'number' ? { bytes: Math.min(exact, held), exact: true } : { bytes: held, exact: false };
+  }
+
+  /** The file being sent, if any. */
+  get #file(): FileJob | null {
+    return this.#occasional?.file ?? null;
   }
 
   /** The underlying socket, for what trews does not wrap (null before connect). */
@@ -401,21 +488,22 @@ export class Stream extends Channel<StreamEvents> {
     if (timeout !== undefined && !(timeout > 0 && Number.isFinite(timeout))) {
       throw new RangeError(`connect timeout must be a finite number of ms > 0, got ${String(timeout)}`);
     }
-    if (this.#reconnect !== null) checkReconnect(this.#reconnect);
+    const more = this.#more;
+    if (more.reconnect !== null) checkReconnect(more.reconnect);
     const tlsOptions = options.tls ?? this.tls;
-    this.#clientTLS = tlsOptions === undefined || tlsOptions === false ? null : tlsOptions === true ? {} : tlsOptions;
+    more.clientTLS = tlsOptions === undefined || tlsOptions === false ? null : tlsOptions === true ? {} : tlsOptions;
     this.#endpoint = endpoint;
-    this.#connectOptions = options;
-    this.#connecting = Outcome.create<void>();
+    more.connectOptions = options;
+    const connecting = (more.connecting = Outcome.create<void>());
     this.#syncFields();
     this.#openSocket();
-    return this.#connecting.outcome;
+    return connecting.outcome;
   }
 
   /** Open a socket to the endpoint (first connect, or a reconnect). */
   #openSocket(): void {
     const endpoint = this.#endpoint!;
-    const { timeout, localAddress, family } = this.#connectOptions;
+    const { timeout, localAddress, family } = this.#more.connectOptions;
     this.#state = 'connecting';
     const socket =
       endpoint.kind === 'memory'
@@ -430,13 +518,13 @@ export class Stream extends Channel<StreamEvents> {
             ...(family !== undefined && { family }),
           });
     if (timeout !== undefined) {
-      this.#readyTimer = this.engine._defer(timeout, () => {
+      this.#more.readyTimer = this.engine._defer(timeout, () => {
         const err = Object.assign(new Error(`connect timed out after ${timeout} ms`), { code: 'ETIMEDOUT', syscall: 'connect' });
         this.#socket?.destroy(err);
       });
     }
     this.#listenTo(socket);
-    if (this.#paused) socket.pause();
+    if (this.#is(PAUSED)) socket.pause();
     socket.once('connect', Stream.#socketConnect);
   }
 
@@ -446,18 +534,17 @@ export class Stream extends Channel<StreamEvents> {
     this.#listenTo(socket);
     this.#state = 'connecting';
     if (!socket.connecting) {
-      this.#accepted = true;
+      this.#set(ACCEPTED);
       if (listening !== undefined && listening.kind !== 'inet') this.#endpoint = listening;
-      this.#recordAddresses();
+      this.#tuneTCP();
     }
   }
 
   /**
    * @internal server side: the connection was accepted. With TLS, handshake first; then
-   * `onConnect`, then `onReady` (the server's `onAccept`).
+   * `onConnect`, then the owner's `_streamOpened` (the server's `onAccept`).
    */
-  _accepted(tls: ServerTLS | null, onReady: () => void): void {
-    this.#onReady = onReady;
+  _accepted(tls: ServerTLS | null): void {
     if (tls === null) this.#ready();
     else this.#wrap(wrapServer(this.#socket!, tls), tls.options);
   }
@@ -465,6 +552,8 @@ export class Stream extends Channel<StreamEvents> {
   #listenTo(socket: net.Socket): void {
     this.#socket = socket;
     (socket as OwnedSocket)[OWNER] = this;
+    // Addresses are captured lazily; a socket being destroyed is the last chance to.
+    if (socket instanceof net.Socket) socket._destroy = Stream.#socketDestroy;
     socket.on('data', Stream.#socketData);
     socket.on('end', Stream.#socketEnd);
     socket.on('error', Stream.#socketError);
@@ -472,16 +561,23 @@ export class Stream extends Channel<StreamEvents> {
   }
 
   #onConnected(): void {
-    this.#recordAddresses();
-    if (this.#clientTLS === null) this.#ready();
-    else this.#wrap(wrapClient(this.#socket!, this.#clientTLS, this.#endpoint), this.#clientTLS);
+    this.#tuneTCP();
+    this.#captureAddresses(this.#socket);
+    const { clientTLS } = this.#more;
+    if (clientTLS === null) this.#ready();
+    else this.#wrap(wrapClient(this.#socket!, clientTLS, this.#endpoint), clientTLS);
   }
 
-  /** Connected (and, with TLS, handshaken): open the channel. */
+  /** Connected (and, with TLS, handshaken): open the channel, then tell the owner. */
   #ready(): void {
-    this.#readyTimer?.cancel();
-    const connecting = this.#connecting;
-    this.#connecting = null;
+    const more = this.#occasional;
+    let connecting: Settle<void> | null = null;
+    if (more !== null) {
+      more.readyTimer?.cancel();
+      connecting = more.connecting;
+      more.connecting = null;
+      more.attempt = 0;
+    }
     if (this.#state === 'closing') {
       // close() was called while connecting with writes queued: send them, then close.
       connecting?.reject(new ClosedError(`${String(this)} was closed while connecting`));
@@ -489,30 +585,46 @@ export class Stream extends Channel<StreamEvents> {
       return;
     }
     this.#state = 'open';
-    this.#attempt = 0;
-    this.#lastRead = this.#lastActivity = this.engine.now();
-    this.#armTimeouts();
+    this.#armTimeouts(true);
     this._hook('onConnect');
     connecting?.resolve();
     this.#flush();
-    const onReady = this.#onReady;
-    this.#onReady = null;
-    if (onReady !== null && this.#state === 'open') onReady();
+    if (this.#state === 'open') this._owner?._streamOpened(this);
   }
 
-  /** Record addresses once connected: they stay readable until and inside onClose. */
-  #recordAddresses(): void {
+  /** A TCP socket is connected: set it up. */
+  #tuneTCP(): void {
+    if (this.#endpoint !== null && this.#endpoint.kind !== 'inet') return;
     const socket = this.#socket!;
-    if (this.#endpoint !== null && this.#endpoint.kind !== 'inet') {
-      // Unix and memory sockets: the listening side's name is the only address there is.
-      const name = this.#endpoint.kind === 'unix' ? this.#endpoint.path : formatAddress(this.#endpoint);
-      this.#local = this.#accepted ? name : null;
-      this.#remote = this.#accepted ? null : name;
-      return;
-    }
+    // trews coalesces writes itself, so Nagle's algorithm would only add delay.
     if (this.noDelay) socket.setNoDelay(true);
-    this.#local = toAddress({ address: socket.localAddress, port: socket.localPort, family: socket.localFamily });
-    this.#remote = toAddress({ address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily });
+    // Have Node cache the peer's address now: after a reset or the peer's close the kernel
+    // no longer tells it. (The local address is captured as the socket is destroyed.)
+    void socket.remoteAddress;
+  }
+
+  /**
+   * Record the addresses of `socket` (the current one) once it is connected: an outgoing
+   * connection does so as it connects; an accepted one on first use, or as its socket is
+   * destroyed (Node forgets the local address then). They stay readable until and inside
+   * onClose, and a server's idle connections that never ask carry only Node's own cache of
+   * the peer's address.
+   */
+  #captureAddresses(socket: net.Socket | null): void {
+    if (socket === null || socket !== this.#socket || this.#is(ADDRESSES) || socket.connecting) return;
+    const endpoint = this.#endpoint;
+    if (endpoint !== null && endpoint.kind !== 'inet') {
+      // Unix and memory sockets: the listening side's name is the only address there is.
+      const name = endpoint.kind === 'unix' ? endpoint.path : formatAddress(endpoint);
+      if (this.#is(ACCEPTED)) this.#local = name;
+      else this.#remote = name;
+    } else {
+      const address = socket.remoteAddress;
+      if (address === undefined) return; // never connected, or its handle is gone
+      this.#local = toAddress({ address: socket.localAddress, port: socket.localPort, family: socket.localFamily });
+      this.#remote = toAddress({ address, port: socket.remotePort, family: socket.remoteFamily });
+    }
+    this.#set(ADDRESSES);
   }
 
   // ---- TLS ---------------------------------------------------------------------------------
@@ -525,16 +637,16 @@ export class Stream extends Channel<StreamEvents> {
    */
   startTLS(options: TLSClientOptions | TLSServerOptions = {}): Promise<void> {
     if (this.#state !== 'open') throw new ClosedError(`startTLS() needs an open stream; ${String(this)} is ${this.#state}`);
-    if (this.#secure) throw new StateError(`startTLS() on ${String(this)}: TLS is already active`);
-    const server = this.#accepted ? prepareServerTLS(options as TLSServerOptions) : null;
-    this.#secure = true;
+    if (this.#is(SECURE)) throw new StateError(`startTLS() on ${String(this)}: TLS is already active`);
+    const server = this.#is(ACCEPTED) ? prepareServerTLS(options as TLSServerOptions) : null;
+    this.#set(SECURE);
     this.#flush();
-    this.#handshaking = true;
+    this.#set(HANDSHAKING);
     const raw = this.#socket!;
     raw.pause();
     raw.off('data', Stream.#socketData);
-    const undelivered = this.#rb.length > 0 ? this.#rb.drain() : null;
-    this.#upgrading = Outcome.create<void>();
+    const undelivered = this.#rb !== null && this.#rb.length > 0 ? this.#rb.drain() : null;
+    const upgrading = (this.#more.upgrading = Outcome.create<void>());
     const upgrade = () => {
       if (this.#state !== 'open' && this.#state !== 'closing') return;
       // Node feeds bytes left in the wrapped socket's buffer to the TLS layer (initRead).
@@ -545,12 +657,12 @@ export class Stream extends Channel<StreamEvents> {
     // Plain bytes still queued in the socket must reach the wire before TLS takes it over.
     if (raw.writableLength === 0) upgrade();
     else raw.once('drain', upgrade);
-    return this.#upgrading.outcome;
+    return upgrading.outcome;
   }
 
   /** True once TLS is in use (from the start, or after `startTLS`). */
   get encrypted(): boolean {
-    return this.#secure;
+    return this.#is(SECURE);
   }
 
   #wrap(secure: tls.TLSSocket, options: TLSClientOptions | TLSServerOptions): void {
@@ -560,24 +672,25 @@ export class Stream extends Channel<StreamEvents> {
     raw.off('error', Stream.#socketError);
     raw.off('close', Stream.#socketClose);
     raw.on('error', ignore);
-    this.#secure = true;
-    this.#handshaking = true;
+    this.#set(SECURE);
+    this.#set(HANDSHAKING);
     this.#listenTo(secure);
     const limit = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
     const timer = this.engine._defer(limit, () => {
       secure.destroy(Object.assign(new Error(`TLS handshake timed out after ${limit} ms`), { code: 'ETIMEDOUT' }));
     });
-    secure.once(this.#accepted ? 'secure' : 'secureConnect', () => {
+    secure.once(this.#is(ACCEPTED) ? 'secure' : 'secureConnect', () => {
       timer.cancel();
-      const refused = this.#accepted ? clientCertificateError(secure, options as TLSServerOptions) : null;
+      const refused = this.#is(ACCEPTED) ? clientCertificateError(secure, options as TLSServerOptions) : null;
       if (refused !== null) {
         secure.destroy(refused);
         return;
       }
-      this.#handshaking = false;
+      this.#clear(HANDSHAKING);
       this._hook('onTLSHandshake');
-      const upgrading = this.#upgrading;
-      this.#upgrading = null;
+      const more = this.#more;
+      const upgrading = more.upgrading;
+      more.upgrading = null;
       if (this.#state === 'connecting') this.#ready();
       else this.#flush();
       upgrading?.resolve();
@@ -594,20 +707,38 @@ export class Stream extends Channel<StreamEvents> {
   #syncFields(): void {
     const { encoding, bufferSize, readDelimiter, idleTimeout, readTimeout } = this;
     if (encoding !== this.#encoding) this.#applyEncoding(encoding);
-    if (bufferSize !== this.#rb.bufferSize) this.#applyBufferSize(bufferSize);
+    if (bufferSize !== this.#bufferSize) this.#applyBufferSize(bufferSize);
     if (readDelimiter !== this.#delimiter) this.#applyDelimiter(readDelimiter);
     if (idleTimeout !== this.#idleTimeout || readTimeout !== this.#readTimeout) this.#applyTimeouts(idleTimeout, readTimeout);
   }
 
+  get #idleTimeout(): number {
+    return this.#occasional?.idleTimeout ?? 0;
+  }
+
+  get #readTimeout(): number {
+    return this.#occasional?.readTimeout ?? 0;
+  }
+
   #applyTimeouts(idle: number, read: number): void {
-    this.#idleTimeout = checkTimeout('idleTimeout', idle);
-    this.#readTimeout = checkTimeout('readTimeout', read);
-    this.#armTimeouts();
+    checkTimeout('idleTimeout', idle);
+    checkTimeout('readTimeout', read);
+    if (idle === 0 && read === 0 && this.#occasional === null) return;
+    const more = this.#more;
+    more.idleTimeout = idle;
+    more.readTimeout = read;
+    // Activity is tracked only while a timer runs: without one, the limits count from now.
+    this.#armTimeouts(more.timeoutTimer === null);
   }
 
   #applyDelimiter(value: Delimiter): void {
-    this.#rb.setDelimiter(compileDelimiter(value, this.#encoding));
+    this.#setFraming(compileDelimiter(value, this.#encoding));
     this.#delimiter = value;
+  }
+
+  #setFraming(compiled: CompiledDelimiter): void {
+    this.#framing = compiled;
+    this.#rb?.setDelimiter(compiled);
   }
 
   #applyEncoding(value: BufferEncoding | null): void {
@@ -615,78 +746,82 @@ export class Stream extends Channel<StreamEvents> {
       throw new TypeError(`encoding must be null (Buffers) or a Buffer encoding such as 'utf8', got ${String(value)}`);
     }
     this.#encoding = value;
-    this.#decoder = value === null ? null : new StringDecoder(value);
+    if (this.#occasional !== null) this.#occasional.decoder = null;
     // A string delimiter's bytes depend on the encoding.
-    if (typeof this.#delimiter === 'string') this.#rb.setDelimiter(compileDelimiter(this.#delimiter, value));
+    if (typeof this.#delimiter === 'string') this.#setFraming(compileDelimiter(this.#delimiter, value));
   }
 
   #applyBufferSize(value: number): void {
     if (!Number.isSafeInteger(value) || value <= 0) {
       throw new RangeError(`bufferSize must be a positive integer number of bytes, got ${String(value)}`);
     }
-    this.#rb.bufferSize = value;
+    this.#bufferSize = value;
+    if (this.#rb !== null) this.#rb.bufferSize = value;
   }
 
   // ---- reading -----------------------------------------------------------------------------
 
   /** Stop delivering frames at once, even ones already buffered, and stop reading the socket. */
   pauseReading(): void {
-    this.#paused = true;
+    this.#set(PAUSED);
     this.#socket?.pause();
   }
 
   /** Deliver buffered frames (on the next tick) and read again. */
   resumeReading(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
+    if (!this.#is(PAUSED)) return;
+    this.#clear(PAUSED);
     if (this.#state === 'open') this.#socket?.resume();
-    if (!this.#dispatching) process.nextTick(() => this.#dispatch());
+    if (!this.#is(DISPATCHING)) process.nextTick(() => this.#dispatch());
   }
 
   get readingPaused(): boolean {
-    return this.#paused;
+    return this.#is(PAUSED);
   }
 
   #onData(chunk: Buffer): void {
     // While closing, incoming bytes are read and dropped: unread data would make the
     // kernel answer our close with a reset, which can destroy replies still in flight.
     if (this.#state !== 'open') return;
-    if (this.#timeoutTimer !== null) this.#lastRead = this.#lastActivity = this.engine.now();
-    this.#rb.push(chunk);
+    const more = this.#occasional;
+    if (more !== null && more.timeoutTimer !== null) more.lastRead = more.lastActivity = this.engine.now();
+    const rb = (this.#rb ??= readBufferFor(this.#framing, this.#bufferSize));
+    rb.push(chunk);
     this.#dispatch();
   }
 
   #onEnd(): void {
-    if (this.#handshaking) {
+    if (this.#is(HANDSHAKING)) {
       // The peer gave up before the TLS handshake finished: that is a TLS failure.
       this.#socket?.destroy(Object.assign(new Error('the peer closed the connection during the TLS handshake'), { code: 'ECONNRESET' }));
       return;
     }
-    this.#eof = true;
+    this.#set(EOF);
     this.#dispatch();
   }
 
   #dispatch(): void {
-    if (this.#dispatching) return;
-    this.#dispatching = true;
+    if (this.#is(DISPATCHING)) return;
+    this.#set(DISPATCHING);
     try {
       this.#deliverFrames();
     } finally {
-      this.#dispatching = false;
+      this.#clear(DISPATCHING);
     }
     this.#flush();
-    if (this.#eof && !this.#paused && this.#state === 'open') this.#finishReading();
+    if (this.#is(EOF) && !this.#is(PAUSED) && this.#state === 'open') this.#finishReading();
   }
 
   #deliverFrames(): void {
-    const rb = this.#rb;
     try {
       this.#syncFields();
     } catch (err) {
       this._hookThrew('onRead', err);
       return;
     }
-    while (!this.#paused && this.#state === 'open') {
+    const rb = this.#rb;
+    if (rb === null) return;
+    while (!this.#is(PAUSED) && this.#state === 'open') {
       const wanted = this.readDelimiter;
       if (wanted !== this.#delimiter) {
         // Set as a plain property (a class field) inside onRead: apply it to what is buffered.
@@ -703,13 +838,17 @@ export class Stream extends Channel<StreamEvents> {
         this._fail('onOverflowError', new OverflowError(rb.bufferSize, rb.overflow));
         continue;
       }
-      this.#deliver(frame);
+      this.#deliver(frame, rb);
     }
     if (rb.length !== 0) rb.compact();
+    else if (rb.empty && this.#rb === rb) {
+      this.#rb = null;
+      spareReadBuffer = rb;
+    }
   }
 
-  #deliver(frame: Buffer): void {
-    const d = this.#rb.delimiter;
+  #deliver(frame: Buffer, rb: ReadBuffer): void {
+    const d = rb.delimiter;
     try {
       if (d.kind === 'struct') {
         const values = d.struct.unpack(frame);
@@ -718,9 +857,9 @@ export class Stream extends Channel<StreamEvents> {
         return;
       }
       let data: unknown;
-      if (d.kind === 'regex' && d.sticky) data = decodeMatch(this.#rb.match!, this.#encoding);
+      if (d.kind === 'regex' && d.sticky) data = decodeMatch(rb.match!, this.#encoding);
       else if (this.#encoding === null) data = frame;
-      else if (d.kind === 'chunk') data = this.#decoder!.write(frame);
+      else if (d.kind === 'chunk') data = (this.#more.decoder ??= new StringDecoder(this.#encoding)).write(frame);
       else data = frame.toString(this.#encoding);
       this.onRead(data);
       if (this.#readListened()) this.emit('read', data);
@@ -736,13 +875,14 @@ export class Stream extends Channel<StreamEvents> {
 
   /** The peer sent FIN and every whole frame has been delivered. */
   #finishReading(): void {
-    this.#eof = false;
+    this.#clear(EOF);
     const rb = this.#rb;
-    const d = rb.delimiter;
-    if (this.#decoder !== null && d.kind === 'chunk') {
-      const rest = this.#decoder.end();
+    const d = this.#framing;
+    const decoder = this.#occasional?.decoder ?? null;
+    if (decoder !== null && d.kind === 'chunk') {
+      const rest = decoder.end();
       if (rest.length > 0) this.#deliverTail(rest);
-    } else if (rb.length > 0) {
+    } else if (rb !== null && rb.length > 0) {
       const tail = rb.drain();
       if (d.kind === 'bytes' || (d.kind === 'regex' && !d.sticky)) {
         // Like readline and split2: the last line need not end with the delimiter.
@@ -778,7 +918,7 @@ export class Stream extends Channel<StreamEvents> {
    * `onWrite` before writing more.
    */
   write(data: string | Uint8Array, encoding: BufferEncoding = 'utf8'): boolean {
-    if (this.#state !== 'open' || this.#endRequested) this.#checkWritable('write');
+    if (this.#state !== 'open' || this.#is(END_REQUESTED)) this.#checkWritable('write');
     let bytes: number;
     if (typeof data === 'string') {
       if (encoding !== 'utf8' && encoding !== 'utf-8') {
@@ -795,17 +935,18 @@ export class Stream extends Channel<StreamEvents> {
       throw new TypeError(`write() takes a string, Buffer or Uint8Array, got ${data === null ? 'null' : typeof data}`);
     }
     if (bytes > 0) {
-      this.#queue.push(data as string | Buffer);
+      (this.#queue ??= []).push(data as string | Buffer);
       this.#queueBytes += bytes;
-      if (typeof data !== 'string') this.#queueStrings = false;
-      if (!this.#dispatching && !this.#flushScheduled) {
-        this.#flushScheduled = true;
+      if (typeof data !== 'string') this.#clear(QUEUE_STRINGS);
+      if (!this.#is(DISPATCHING) && !this.#is(FLUSH_SCHEDULED)) {
+        this.#set(FLUSH_SCHEDULED);
         process.nextTick(Stream.#flushLater, this);
       }
-      if (this.#timeoutTimer !== null) this.#lastActivity = this.engine.now();
+      const more = this.#occasional;
+      if (more !== null && more.timeoutTimer !== null) more.lastActivity = this.engine.now();
     }
     if (this.#queueBytes + this.#inSocket < this.writeHighWaterMark) return true;
-    this.#wantDrain = true;
+    this.#set(WANT_DRAIN);
     return false;
   }
 
@@ -834,9 +975,9 @@ export class Stream extends Channel<StreamEvents> {
       throw new RangeError(`writeFile length must be an integer >= 0, got ${length}`);
     }
     const job: FileJob = { source: file, offset, length, done: Outcome.create<number>() };
-    this.#queue.push(job);
-    this.#queueFiles++;
-    this.#queueStrings = false;
+    (this.#queue ??= []).push(job);
+    this.#more.queueFiles++;
+    this.#clear(QUEUE_STRINGS);
     this.#scheduleFlush();
     return job.done.outcome;
   }
@@ -848,25 +989,25 @@ export class Stream extends Channel<StreamEvents> {
 
   /** Half-close: flush, then send FIN; reading goes on until the peer closes. */
   end(): void {
-    if (this.#endRequested || this.#state === 'closed' || this.#state === 'closing') return;
-    this.#endRequested = true;
+    if (this.#is(END_REQUESTED) || this.#state === 'closed' || this.#state === 'closing') return;
+    this.#set(END_REQUESTED);
     this.#flush();
   }
 
   #checkWritable(what: string): void {
-    if (this.#endRequested || (this.#state !== 'open' && this.#state !== 'connecting' && this.#state !== 'idle')) {
-      throw new ClosedError(`${what}() on ${String(this)} after ${this.#endRequested ? 'end()' : 'close'}`);
+    if (this.#is(END_REQUESTED) || (this.#state !== 'open' && this.#state !== 'connecting' && this.#state !== 'idle')) {
+      throw new ClosedError(`${what}() on ${String(this)} after ${this.#is(END_REQUESTED) ? 'end()' : 'close'}`);
     }
   }
 
   #scheduleFlush(): void {
-    if (this.#dispatching || this.#flushScheduled) return;
-    this.#flushScheduled = true;
+    if (this.#is(DISPATCHING) || this.#is(FLUSH_SCHEDULED)) return;
+    this.#set(FLUSH_SCHEDULED);
     process.nextTick(Stream.#flushLater, this);
   }
 
   #scheduledFlush(): void {
-    this.#flushScheduled = false;
+    this.#clear(FLUSH_SCHEDULED);
     this.#flush();
   }
 
@@ -877,29 +1018,31 @@ export class Stream extends Channel<StreamEvents> {
    */
   #flush(): void {
     const socket = this.#socket;
-    if (socket === null || this.#file !== null || this.#handshaking || this.#inSocket > 0) return;
+    if (socket === null || this.#file !== null || this.#is(HANDSHAKING) || this.#inSocket > 0) return;
     if (this.#state !== 'open' && this.#state !== 'closing') return;
     const queue = this.#queue;
-    if (queue.length > 0 && this.#queueFiles === 0 && this.#queueBytes <= HAND_LIMIT) {
+    if (queue !== null && (this.#occasional?.queueFiles ?? 0) === 0 && this.#queueBytes <= HAND_LIMIT) {
       // The common case: everything queued goes out as one write.
       const bytes = this.#queueBytes;
-      const strings = this.#queueStrings;
-      this.#queue = [];
+      const strings = this.#is(QUEUE_STRINGS);
+      this.#queue = null;
       this.#queueBytes = 0;
-      this.#queueStrings = true;
+      this.#set(QUEUE_STRINGS);
       this.#writeRun(socket, queue as Array<string | Buffer>, bytes, strings);
-    } else if (queue.length > 0) {
+    } else if (queue !== null) {
       if (isFileJob(queue[0]!)) {
         const job = queue.shift() as FileJob;
-        this.#queueFiles--;
-        this.#file = job;
+        if (queue.length === 0) this.#queue = null;
+        const more = this.#more;
+        more.queueFiles--;
+        more.file = job;
         void this.#sendFile(socket, job);
         return;
       }
-      const { run, bytes } = this.#takeRun(HAND_LIMIT);
+      const { run, bytes } = this.#takeRun(queue, HAND_LIMIT);
       this.#writeRun(socket, run, bytes, false);
     }
-    if (this.#endRequested && this.#queue.length === 0 && this.#inSocket === 0 && !socket.writableEnded) socket.end();
+    if (this.#is(END_REQUESTED) && this.#queue === null && this.#inSocket === 0 && !socket.writableEnded) socket.end();
   }
 
   /**
@@ -907,8 +1050,7 @@ export class Stream extends Channel<StreamEvents> {
    * one; its rest stays first in line) or up to a file. The socket gets at most `limit` bytes
    * at a time, so `bytesWritten` shows progress within a large write.
    */
-  #takeRun(limit: number): { run: Array<string | Buffer>; bytes: number } {
-    const queue = this.#queue;
+  #takeRun(queue: Array<string | Buffer | FileJob>, limit: number): { run: Array<string | Buffer>; bytes: number } {
     const run: Array<string | Buffer> = [];
     let bytes = 0;
     let i = 0;
@@ -929,51 +1071,34 @@ export class Stream extends Channel<StreamEvents> {
       }
       break;
     }
-    this.#queue = queue.slice(i);
+    this.#queue = i === queue.length ? null : queue.slice(i);
     this.#queueBytes -= bytes;
     return { run, bytes };
   }
 
   #writeRun(socket: net.Socket, run: Array<string | Buffer>, bytes: number, strings: boolean): void {
-    if (run.length === 1) {
-      socket.write(run[0]!, this.#afterWrite);
-    } else if (strings) {
-      socket.write(run.join(''), this.#afterWrite);
-    } else {
-      // One buffer, filled in place: no intermediate Buffer per string.
-      const out = writeSlab(bytes);
-      let at = 0;
-      for (const item of run) {
-        if (typeof item !== 'string') {
-          out.set(item, at);
-          at += item.length;
-        } else if (item.length === 1 && item.charCodeAt(0) < 0x80) {
-          out[at++] = item.charCodeAt(0);
-        } else {
-          at += out.write(item, at);
-        }
-      }
-      socket.write(out, this.#afterWrite);
-    }
+    const data = run.length === 1 ? run[0]! : strings ? run.join('') : joinBytes(run, bytes);
+    // A callback per write rather than one kept per stream: idle connections hold none.
+    socket.write(data, (err) => this.#afterWrite(err));
     this.#handed += bytes;
     this.#inSocket = socket.writableLength;
   }
 
   /** After each socket write: note what the socket still holds, send what waited, signal the drain. */
-  #afterWrite = (err?: Error | null): void => {
+  #afterWrite(err?: Error | null): void {
     const socket = this.#socket;
     // A destroyed socket calls back pending writes without an error: they were not written.
     if (err || socket === null || socket.destroyed) return;
     this.#inSocket = socket.writableLength;
     if (this.#inSocket > 0) return;
-    if (this.#queue.length > 0 || this.#endRequested) this.#flush();
-    if (this.#inSocket > 0 || this.#queue.length > 0 || this.#file !== null || this.#state !== 'open') return;
+    if (this.#queue !== null || this.#is(END_REQUESTED)) this.#flush();
+    if (this.#inSocket > 0 || this.#queue !== null || this.#file !== null || this.#state !== 'open') return;
     // onWrite costs a hook call per drain: only when someone will hear it.
-    if (this.#wantDrain || this.onWrite !== Stream.prototype.onWrite || this.listenerCount('write') > 0) {
-      this.#wantDrain = false;
+    if (this.#is(WANT_DRAIN) || this.onWrite !== Stream.prototype.onWrite || this.listenerCount('write') > 0) {
+      this.#clear(WANT_DRAIN);
       this._hook('onWrite');
     }
-  };
+  }
 
   async #sendFile(socket: net.Socket, job: FileJob): Promise<void> {
     let handle: FileHandle | undefined;
@@ -989,13 +1114,13 @@ export class Stream extends Channel<StreamEvents> {
         position += bytesRead;
         sent += bytesRead;
         this.#handed += bytesRead;
-        const more = socket.write(bytesRead === want ? buffer : buffer.subarray(0, bytesRead), this.#afterWrite);
+        const room = socket.write(bytesRead === want ? buffer : buffer.subarray(0, bytesRead), (err) => this.#afterWrite(err));
         this.#inSocket = socket.writableLength;
-        if (!more) await drained(socket);
+        if (!room) await drained(socket);
       }
     } catch (err) {
       if (typeof job.source === 'string') await handle?.close().catch(() => undefined);
-      this.#file = null;
+      this.#more.file = null;
       job.done.reject(err);
       if (this.#state === 'open') {
         this._fail('onWriteError', new WriteError(`writeFile() failed after ${sent} bytes: ${(err as Error).message}`, { cause: err }), job.done.outcome.observed);
@@ -1003,41 +1128,50 @@ export class Stream extends Channel<StreamEvents> {
       return;
     }
     if (typeof job.source === 'string') await handle.close().catch(() => undefined);
-    this.#file = null;
+    this.#more.file = null;
     job.done.resolve(sent);
     this.#afterWrite();
   }
 
   // ---- inactivity timeouts -----------------------------------------------------------------
 
-  /** One Engine timer for both limits, re-armed for whichever falls due first. */
-  #armTimeouts(): void {
-    this.#timeoutTimer?.cancel();
-    this.#timeoutTimer = null;
-    if (this.#state !== 'open' || (this.#idleTimeout === 0 && this.#readTimeout === 0)) return;
+  /**
+   * One Engine timer for both limits, re-armed for whichever falls due first. With
+   * `restart`, both limits count from now (the connection opened, or the limits changed).
+   */
+  #armTimeouts(restart: boolean): void {
+    const more = this.#occasional;
+    if (more === null) return;
+    more.timeoutTimer?.cancel();
+    more.timeoutTimer = null;
+    const { idleTimeout, readTimeout } = more;
+    if (this.#state !== 'open' || (idleTimeout === 0 && readTimeout === 0)) return;
+    const now = this.engine.now();
+    if (restart) more.lastRead = more.lastActivity = now;
     const due = Math.min(
-      this.#idleTimeout > 0 ? this.#lastActivity + this.#idleTimeout : Infinity,
-      this.#readTimeout > 0 ? this.#lastRead + this.#readTimeout : Infinity,
+      idleTimeout > 0 ? more.lastActivity + idleTimeout : Infinity,
+      readTimeout > 0 ? more.lastRead + readTimeout : Infinity,
     );
-    this.#timeoutTimer = this.engine.defer(Math.max(due - this.engine.now(), 0.001), Stream.#timeoutsDue, this);
+    more.timeoutTimer = this.engine.defer(Math.max(due - now, 0.001), Stream.#timeoutsDue, this);
   }
 
   #checkTimeouts(): void {
-    this.#timeoutTimer = null;
+    const more = this.#more;
+    more.timeoutTimer = null;
     if (this.#state !== 'open') return;
     const now = this.engine.now();
     const kind =
-      this.#readTimeout > 0 && now - this.#lastRead >= this.#readTimeout
+      more.readTimeout > 0 && now - more.lastRead >= more.readTimeout
         ? 'read'
-        : this.#idleTimeout > 0 && now - this.#lastActivity >= this.#idleTimeout
+        : more.idleTimeout > 0 && now - more.lastActivity >= more.idleTimeout
           ? 'idle'
           : null;
     if (kind !== null) {
       // The next timeout counts from now, whatever the hook does.
-      this.#lastRead = this.#lastActivity = now;
+      more.lastRead = more.lastActivity = now;
       this._hook('onTimeout', kind);
     }
-    this.#armTimeouts();
+    this.#armTimeouts(false);
   }
 
   // ---- closing -----------------------------------------------------------------------------
@@ -1052,12 +1186,12 @@ export class Stream extends Channel<StreamEvents> {
     if (!(timeout > 0 && Number.isFinite(timeout))) throw new RangeError(`close timeout must be a finite number of ms > 0, got ${String(timeout)}`);
     const state = this.#state;
     if (state === 'closed') return this.#whenClosed();
-    if (!flush || state === 'idle' || this.#socket === null || (state === 'connecting' && this.#queue.length === 0)) {
+    if (!flush || state === 'idle' || this.#socket === null || (state === 'connecting' && this.#queue === null)) {
       this.#abort();
       return this.#whenClosed();
     }
     if (state === 'closing') return this.#whenClosed();
-    this.#closeBound = timeout;
+    this.#more.closeBound = timeout;
     this.#enterClosing();
     if (state === 'open') this.#beginGracefulClose();
     return this.#whenClosed();
@@ -1077,11 +1211,12 @@ export class Stream extends Channel<StreamEvents> {
   }
 
   #whenClosed(): Promise<void> {
-    if (this.#closedOutcome === null) {
-      this.#closedOutcome = Outcome.create<void>();
-      if (this.#state === 'closed') this.#closedOutcome.resolve();
+    const more = this.#more;
+    if (more.closed === null) {
+      more.closed = Outcome.create<void>();
+      if (this.#state === 'closed') more.closed.resolve();
     }
-    return this.#closedOutcome.outcome;
+    return more.closed.outcome;
   }
 
   #enterClosing(): void {
@@ -1092,24 +1227,25 @@ export class Stream extends Channel<StreamEvents> {
 
   #beginGracefulClose(): void {
     const socket = this.#socket!;
-    this.#endRequested = true;
+    this.#set(END_REQUESTED);
     this.#flush();
     // Keep reading (and dropping) so the kernel never answers our FIN with a reset.
     socket.resume();
     // The bound is on stalls: a slow reader that keeps taking our data is not cut off.
-    const bound = this.#closeBound || this.closeTimeout;
+    const more = this.#more;
+    const bound = more.closeBound || this.closeTimeout;
     let sent = this.bytesWritten;
     const check = () => {
       if (this.bufferedBytes > 0 && this.bytesWritten > sent) {
         sent = this.bytesWritten;
-        this.#closeTimer = this.engine._defer(bound, check);
+        more.closeTimer = this.engine._defer(bound, check);
         return;
       }
-      this.#forced = true;
+      this.#set(FORCED);
       debug('%s: graceful close stalled for %d ms; closing by force', String(this), bound);
       socket.destroy();
     };
-    this.#closeTimer = this.engine._defer(bound, check);
+    more.closeTimer = this.engine._defer(bound, check);
   }
 
   #abort(): void {
@@ -1124,35 +1260,35 @@ export class Stream extends Channel<StreamEvents> {
 
   /** Forget what was never sent; a queued writeFile() learns why. */
   #dropQueue(): void {
-    for (const item of this.#queue) {
+    for (const item of this.#queue ?? []) {
       if (isFileJob(item)) item.done.reject(new ClosedError(`${String(this)} closed before writeFile() started`));
     }
-    this.#queue = [];
+    this.#queue = null;
     this.#queueBytes = 0;
-    this.#queueFiles = 0;
-    this.#queueStrings = true;
+    if (this.#occasional !== null) this.#occasional.queueFiles = 0;
+    this.#set(QUEUE_STRINGS);
   }
 
   #onSocketError(err: Error & { code?: string; syscall?: string }): void {
     const state = this.#state;
     debug('%s: socket error in state %s: %s', String(this), state, err.message);
-    if (this.#handshaking && state !== 'closed') {
-      this.#handshaking = false;
-      this.#fatal = true;
-      const tlsErr = new TLSError(`TLS handshake with ${formatAddress(this.#remote ?? this.#endpoint)} failed: ${err.code ?? err.message}`, { cause: err });
-      const pending = this.#connecting ?? this.#upgrading;
-      this.#connecting = null;
-      this.#upgrading = null;
+    if (this.#is(HANDSHAKING) && state !== 'closed') {
+      this.#clear(HANDSHAKING);
+      this.#set(FATAL);
+      const tlsErr = new TLSError(`TLS handshake with ${formatAddress(this.remoteAddress ?? this.#endpoint)} failed: ${err.code ?? err.message}`, { cause: err });
+      const pending = this.#more.connecting ?? this.#more.upgrading;
+      this.#more.connecting = null;
+      this.#more.upgrading = null;
       if (state !== 'closing') this._fail('onTLSError', tlsErr, pending?.outcome.observed);
       pending?.reject(tlsErr);
     } else if (this.#canReconnect()) {
       // Reported through onReconnecting when the socket has closed.
-      this.#dropError = err;
-    } else if (state === 'connecting' || (state === 'closing' && this.#connecting !== null)) {
+      this.#more.dropError = err;
+    } else if (state === 'connecting' || (state === 'closing' && this.#more.connecting !== null)) {
       const where = formatAddress(this.#endpoint);
       const connectErr = new ConnectError(`connect to ${where} failed: ${err.code ?? err.message}`, { cause: err });
-      const connecting = this.#connecting;
-      this.#connecting = null;
+      const connecting = this.#more.connecting;
+      this.#more.connecting = null;
       if (state === 'connecting') this._fail('onConnectError', connectErr, connecting?.outcome.observed);
       connecting?.reject(connectErr);
     } else if (state === 'open') {
@@ -1172,32 +1308,33 @@ export class Stream extends Channel<StreamEvents> {
   }
 
   #canReconnect(): boolean {
-    return this.#reconnect !== null && !this.#accepted && !this.#fatal && (this.#state === 'open' || this.#state === 'connecting');
+    return (this.#occasional?.reconnect ?? null) !== null && !this.#is(ACCEPTED) && !this.#is(FATAL) && (this.#state === 'open' || this.#state === 'connecting');
   }
 
   /** The connection is gone: forget its state, then retry after a backoff delay. */
   #scheduleReconnect(): void {
-    const options = this.#reconnect!;
-    const reason = this.#dropError ?? new ClosedError(`${String(this)}: the peer closed the connection`);
-    this.#dropError = null;
+    const more = this.#more;
+    const options = more.reconnect!;
+    const reason = more.dropError ?? new ClosedError(`${String(this)}: the peer closed the connection`);
+    more.dropError = null;
     this.#resetConnection();
-    this.#attempt++;
-    if (this.#attempt > options.maxAttempts) {
+    const attempt = ++more.attempt;
+    if (attempt > options.maxAttempts) {
       const code = (reason as { code?: string }).code ?? reason.message;
       const err = new ConnectError(`gave up reconnecting to ${formatAddress(this.#endpoint)} after ${options.maxAttempts} attempts: ${code}`, { cause: reason });
-      const connecting = this.#connecting;
-      this.#connecting = null;
+      const connecting = more.connecting;
+      more.connecting = null;
       this._fail('onConnectError', err, connecting?.outcome.observed);
       connecting?.reject(err);
       this.#finalize();
       return;
     }
-    const base = Math.min(options.maxDelay, options.initialDelay * options.factor ** (this.#attempt - 1));
+    const base = Math.min(options.maxDelay, options.initialDelay * options.factor ** (attempt - 1));
     const delay = Math.max(0.001, base * (1 + options.jitter * (2 * Math.random() - 1)));
-    this._hook('onReconnecting', this.#attempt, delay, reason);
+    this._hook('onReconnecting', attempt, delay, reason);
     if (this.#state !== 'connecting') return; // closed inside the hook
-    this.#reconnectTimer = this.engine.defer(delay, () => {
-      this.#reconnectTimer = null;
+    more.reconnectTimer = this.engine.defer(delay, () => {
+      more.reconnectTimer = null;
       this.#openSocket();
     });
   }
@@ -1208,44 +1345,45 @@ export class Stream extends Channel<StreamEvents> {
     this.#socket = null;
     this.#handed -= this.#inSocket; // what the lost socket still held never went out
     this.#inSocket = 0;
-    this.#rb.reset();
-    this.#decoder = this.#encoding === null ? null : new StringDecoder(this.#encoding);
-    this.#eof = false;
-    this.#endRequested = false;
-    this.#secure = false;
-    this.#handshaking = false;
+    this.#rb = null;
+    this.#clear(EOF | END_REQUESTED | SECURE | HANDSHAKING | ADDRESSES);
     this.#local = this.#remote = null;
-    this.#closeTimer?.cancel();
-    this.#timeoutTimer?.cancel();
-    this.#timeoutTimer = null;
-    this.#readyTimer?.cancel();
-    if (this.#file !== null) {
-      this.#file.done.reject(new ClosedError(`${String(this)}: the connection dropped during writeFile()`));
-      this.#file = null;
+    const more = this.#more;
+    more.decoder = null;
+    more.closeTimer?.cancel();
+    more.timeoutTimer?.cancel();
+    more.timeoutTimer = null;
+    more.readyTimer?.cancel();
+    if (more.file !== null) {
+      more.file.done.reject(new ClosedError(`${String(this)}: the connection dropped during writeFile()`));
+      more.file = null;
     }
   }
 
   #finalize(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    this.#closeTimer?.cancel();
-    this.#timeoutTimer?.cancel();
-    this.#timeoutTimer = null;
-    this.#reconnectTimer?.cancel();
     this.#dropQueue();
     this.engine._unregister(this);
-    this.#readyTimer?.cancel();
-    const pending = this.#connecting ?? this.#upgrading;
-    this.#connecting = null;
-    this.#upgrading = null;
-    pending?.reject(new ClosedError(`${String(this)} closed before ${this.#handshaking ? 'the TLS handshake completed' : 'connecting'}`));
+    const more = this.#occasional;
+    if (more !== null) {
+      more.closeTimer?.cancel();
+      more.timeoutTimer?.cancel();
+      more.timeoutTimer = null;
+      more.reconnectTimer?.cancel();
+      more.readyTimer?.cancel();
+      const pending = more.connecting ?? more.upgrading;
+      more.connecting = null;
+      more.upgrading = null;
+      pending?.reject(new ClosedError(`${String(this)} closed before ${this.#is(HANDSHAKING) ? 'the TLS handshake completed' : 'connecting'}`));
+    }
     this._owner?._streamClosed(this);
     this._hook('onClose');
-    this.#closedOutcome?.resolve();
+    this.#occasional?.closed?.resolve();
   }
 
   override toString(): string {
-    const where = this.#remote ?? this.#local ?? this.#endpoint;
+    const where = this.remoteAddress ?? this.localAddress ?? this.#endpoint;
     return where === null ? super.toString() : `${super.toString()}(${formatAddress(where)})`;
   }
 
@@ -1271,6 +1409,12 @@ export class Stream extends Channel<StreamEvents> {
     this[OWNER]!.#onSocketClose();
   }
 
+  /** Installed as each socket's `_destroy`: capture the addresses while the handle still has them. */
+  static #socketDestroy(this: OwnedSocket, err: Error | null, callback: (err?: Error | null) => void): void {
+    this[OWNER]!.#captureAddresses(this);
+    (Object.getPrototypeOf(this) as net.Socket)._destroy.call(this, err, callback);
+  }
+
   static #flushLater(stream: Stream): void {
     stream.#scheduledFlush();
   }
@@ -1285,10 +1429,12 @@ export class Stream extends Channel<StreamEvents> {
     defineFieldAccessors<Stream>(Stream.prototype, (o) => #rb in o, {
       readDelimiter: { fallback: null, get: (s) => s.#delimiter, set: (s, v: Delimiter) => s.#applyDelimiter(v) },
       encoding: { fallback: null, get: (s) => s.#encoding, set: (s, v: BufferEncoding | null) => s.#applyEncoding(v) },
-      bufferSize: { fallback: undefined, get: (s) => s.#rb.bufferSize, set: (s, v: number) => s.#applyBufferSize(v) },
+      bufferSize: { fallback: undefined, get: (s) => s.#bufferSize, set: (s, v: number) => s.#applyBufferSize(v) },
       idleTimeout: { fallback: 0, get: (s) => s.#idleTimeout, set: (s, v: number) => s.#applyTimeouts(v, s.#readTimeout) },
       readTimeout: { fallback: 0, get: (s) => s.#readTimeout, set: (s, v: number) => s.#applyTimeouts(s.#idleTimeout, v) },
     });
+    // Defaults of the plain settings, read through the prototype until an instance sets its own.
+    Object.assign(Stream.prototype, { allowHalfOpen: false, closeTimeout: 5000, writeHighWaterMark: 65536, noDelay: true, tls: undefined });
   }
 }
 

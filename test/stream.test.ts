@@ -744,6 +744,31 @@ describe('properties and addresses', () => {
     expect(client.closed).toBe(true);
   });
 
+  it("keeps an accepted connection's addresses readable in onClose after the peer resets", async () => {
+    const engine = testEngine();
+    const seen = deferred<{ remote: unknown; local: unknown; name: string }>();
+    class Watch extends Connection {
+      override readDelimiter = '\n';
+      override onRead() {
+        this.write('ok\n');
+      }
+      override onClose() {
+        seen.resolve({ remote: this.remoteAddress, local: this.localAddress, name: String(this) });
+      }
+    }
+    const { port } = await serve(engine, Watch);
+    const peer = new Peer(port);
+    peer.socket.write('hi\n');
+    await peer.until(() => peer.received.toString() === 'ok\n');
+    const peerPort = peer.socket.localPort;
+    // Nothing asked for the addresses before the reset: they are captured on the way.
+    peer.socket.resetAndDestroy();
+    const info = await seen.promise;
+    expect(info.remote).toEqual({ address: '127.0.0.1', port: peerPort, family: 'IPv4' });
+    expect(info.local).toEqual({ address: '127.0.0.1', port, family: 'IPv4' });
+    expect(info.name).toMatch(new RegExp(`^Watch#\\d+\\(127\\.0\\.0\\.1:${peerPort}\\)$`));
+  });
+
   it('connects over IPv6 loopback', async () => {
     const engine = testEngine();
     const server = new Server(Echo, { engine });
