@@ -131,6 +131,8 @@ function findDelimiter(search: RegExp, text: string, from: number): RegExpExecAr
   return null;
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
 /** How the search for a spanning delimiter ended. */
 const NO = 0;
 const YES = 1;
@@ -147,9 +149,10 @@ export class ReadBuffer {
   match: RegExpExecArray | null = null;
 
   #delimiter: CompiledDelimiter = CHUNKS;
-  #chunks: Buffer[] = [];
+  /** Received chunks from #head on; before it, consumed ones (or the placeholder, see #clearChunks). */
+  #chunks: Buffer[] = [NO_BYTES];
   /** Index of the first live chunk in #chunks, and the bytes of it already consumed. */
-  #head = 0;
+  #head = 1;
   #offset = 0;
   /** Search state for byte delimiters: no delimiter starts before #scanPos (relative to the
    * head); #scanChunk is the chunk holding that position and #scanBase where it starts. */
@@ -285,9 +288,7 @@ export class ReadBuffer {
     const end = at + delim.length;
     this.length -= end - start;
     if (this.length === 0) {
-      this.#chunks.length = 0;
-      this.#head = 0;
-      this.#offset = 0;
+      this.#clearChunks();
     } else {
       this.#offset = end;
     }
@@ -509,9 +510,7 @@ export class ReadBuffer {
     this.length -= n;
     if (this.#text !== null) this.#text = this.length === 0 ? '' : this.#text.slice(n);
     if (this.length === 0) {
-      this.#chunks.length = 0;
-      this.#head = 0;
-      this.#offset = 0;
+      this.#clearChunks();
     } else {
       let offset = this.#offset + n;
       let head = this.#head;
@@ -524,6 +523,17 @@ export class ReadBuffer {
       }
     }
     this.#resetScan();
+  }
+
+  /**
+   * Forget every chunk. One placeholder stays in the array: emptied to length 0, V8 would
+   * free its storage, and the next chunk would allocate it again.
+   */
+  #clearChunks(): void {
+    this.#chunks.length = 1;
+    this.#chunks[0] = NO_BYTES;
+    this.#head = 1;
+    this.#offset = 0;
   }
 
   #resetScan(): void {

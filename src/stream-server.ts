@@ -57,9 +57,10 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   #server: net.Server | MemoryListener | null = null;
   #endpoint: Endpoint | null = null;
   #local: Address | null = null;
-  /** Open connections (public), and every connection not yet fully closed. */
+  /** Open connections (public): one leaves as it starts closing. */
   readonly #open = new Set<C>();
-  readonly #live = new Set<C>();
+  /** Connections closing but not yet closed. (Not a set of every live one: that would cost each idle connection.) */
+  readonly #closing = new Set<C>();
   #listenClosed = true;
   readonly #closedOutcome = Outcome.create<{ forced: number }>();
   #forced = 0;
@@ -221,7 +222,6 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     if (connection instanceof Connection) connection.server = this;
     connection._owner = this;
     this.#open.add(connection);
-    this.#live.add(connection);
     try {
       connection._attach(socket, this.#endpoint ?? undefined);
     } catch (err) {
@@ -250,6 +250,11 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     return count;
   }
 
+  /** Every connection not yet fully closed, as a new array (closing one changes the sets). */
+  #live(): C[] {
+    return [...this.#open, ...this.#closing];
+  }
+
   /** @internal */
   _streamOpened(stream: Stream): void {
     this._hook('onAccept', stream);
@@ -257,14 +262,14 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
 
   /** @internal */
   _streamClosing(stream: Stream): void {
-    this.#open.delete(stream as C);
+    if (this.#open.delete(stream as C)) this.#closing.add(stream as C);
   }
 
   /** @internal */
   _streamClosed(stream: Stream): void {
     if (this.#state === 'closing' && stream.forced) this.#forced++;
     this.#open.delete(stream as C);
-    this.#live.delete(stream as C);
+    this.#closing.delete(stream as C);
     this.#maybeFinalize();
   }
 
@@ -278,7 +283,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   close(options: boolean | CloseOptions = true): Promise<{ forced: number }> {
     const flush = typeof options === 'boolean' ? options : (options.flush ?? true);
     if (this.#state === 'closed' || this.#state === 'closing') {
-      if (!flush) for (const connection of [...this.#live]) void connection.close(false);
+      if (!flush) for (const connection of this.#live()) void connection.close(false);
       return this.#closedOutcome.outcome;
     }
     const wasIdle = this.#state === 'idle';
@@ -288,7 +293,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
       return this.#closedOutcome.outcome;
     }
     this.#server?.close();
-    for (const connection of [...this.#live]) void connection.close(options);
+    for (const connection of this.#live()) void connection.close(options);
     this.#maybeFinalize();
     return this.#closedOutcome.outcome;
   }
@@ -310,7 +315,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   };
 
   #maybeFinalize(): void {
-    if (this.#state === 'closing' && this.#live.size === 0 && (this.#listenClosed || this.#server === null)) this.#finalize();
+    if (this.#state === 'closing' && this.#open.size === 0 && this.#closing.size === 0 && (this.#listenClosed || this.#server === null)) this.#finalize();
   }
 
   #finalize(): void {

@@ -213,8 +213,8 @@ const HANDSHAKING = 1 << 9;
 const FORCED = 1 << 10;
 /** A failure that retrying cannot fix (a TLS handshake refused). */
 const FATAL = 1 << 11;
-/** #local and #remote hold the connection's addresses. */
-const ADDRESSES = 1 << 12;
+/** The current socket has connected: its addresses can be told. */
+const CONNECTED = 1 << 12;
 
 type Settle<T> = ReturnType<typeof Outcome.create<T>>;
 
@@ -281,9 +281,8 @@ export class Stream extends Channel<StreamEvents> {
   #flags = QUEUE_STRINGS;
   #socket: net.Socket | null = null;
   #endpoint: Endpoint | null = null;
-  /** Captured on first use, or as the socket is destroyed: readable until and inside onClose. */
+  /** The local address, kept on first use or as the socket is destroyed (see localAddress). */
   #local: Address | null = null;
-  #remote: Address | null = null;
   #delimiter: Delimiter = null;
   #framing: CompiledDelimiter = CHUNKS;
   #bufferSize = 65536;
@@ -362,14 +361,25 @@ export class Stream extends Channel<StreamEvents> {
     return this.#is(FORCED);
   }
 
+  // Addresses stay readable until and inside onClose, even after a reset, when the kernel no
+  // longer tells them. Node caches the peer's (asked for as the socket connects); the local
+  // one, which Node forgets as the socket is destroyed, is kept then. An idle connection
+  // holds nothing else for them.
+
   get remoteAddress(): Address | null {
-    if (this.#is(ACCEPTED)) this.#captureAddresses(this.#socket);
-    return this.#remote;
+    if (!this.#is(CONNECTED)) return null;
+    const endpoint = this.#endpoint;
+    // Unix and memory sockets: the listening side's name is the only address there is.
+    if (endpoint !== null && endpoint.kind !== 'inet') return this.#is(ACCEPTED) ? null : nameOf(endpoint);
+    const socket = this.#socket!;
+    return toAddress({ address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily });
   }
 
   get localAddress(): Address | null {
-    if (this.#is(ACCEPTED)) this.#captureAddresses(this.#socket);
-    return this.#local;
+    if (!this.#is(CONNECTED)) return null;
+    const endpoint = this.#endpoint;
+    if (endpoint !== null && endpoint.kind !== 'inet') return this.#is(ACCEPTED) ? nameOf(endpoint) : null;
+    return (this.#local ??= localAddressOf(this.#socket!));
   }
 
   get bytesRead(): number {
@@ -536,7 +546,7 @@ export class Stream extends Channel<StreamEvents> {
     if (!socket.connecting) {
       this.#set(ACCEPTED);
       if (listening !== undefined && listening.kind !== 'inet') this.#endpoint = listening;
-      this.#tuneTCP();
+      this.#connected();
     }
   }
 
@@ -552,17 +562,17 @@ export class Stream extends Channel<StreamEvents> {
   #listenTo(socket: net.Socket): void {
     this.#socket = socket;
     (socket as OwnedSocket)[OWNER] = this;
-    // Addresses are captured lazily; a socket being destroyed is the last chance to.
+    // Node forgets the local address as a socket is destroyed: keep it then.
     if (socket instanceof net.Socket) socket._destroy = Stream.#socketDestroy;
     socket.on('data', Stream.#socketData);
+    dropNodeEndListener(socket);
     socket.on('end', Stream.#socketEnd);
     socket.on('error', Stream.#socketError);
     socket.on('close', Stream.#socketClose);
   }
 
   #onConnected(): void {
-    this.#tuneTCP();
-    this.#captureAddresses(this.#socket);
+    this.#connected();
     const { clientTLS } = this.#more;
     if (clientTLS === null) this.#ready();
     else this.#wrap(wrapClient(this.#socket!, clientTLS, this.#endpoint), clientTLS);
@@ -592,39 +602,14 @@ export class Stream extends Channel<StreamEvents> {
     if (this.#state === 'open') this._owner?._streamOpened(this);
   }
 
-  /** A TCP socket is connected: set it up. */
-  #tuneTCP(): void {
+  /** The socket has connected (or was accepted). */
+  #connected(): void {
+    this.#set(CONNECTED);
     if (this.#endpoint !== null && this.#endpoint.kind !== 'inet') return;
     const socket = this.#socket!;
     // trews coalesces writes itself, so Nagle's algorithm would only add delay.
     if (this.noDelay) socket.setNoDelay(true);
-    // Have Node cache the peer's address now: after a reset or the peer's close the kernel
-    // no longer tells it. (The local address is captured as the socket is destroyed.)
-    void socket.remoteAddress;
-  }
-
-  /**
-   * Record the addresses of `socket` (the current one) once it is connected: an outgoing
-   * connection does so as it connects; an accepted one on first use, or as its socket is
-   * destroyed (Node forgets the local address then). They stay readable until and inside
-   * onClose, and a server's idle connections that never ask carry only Node's own cache of
-   * the peer's address.
-   */
-  #captureAddresses(socket: net.Socket | null): void {
-    if (socket === null || socket !== this.#socket || this.#is(ADDRESSES) || socket.connecting) return;
-    const endpoint = this.#endpoint;
-    if (endpoint !== null && endpoint.kind !== 'inet') {
-      // Unix and memory sockets: the listening side's name is the only address there is.
-      const name = endpoint.kind === 'unix' ? endpoint.path : formatAddress(endpoint);
-      if (this.#is(ACCEPTED)) this.#local = name;
-      else this.#remote = name;
-    } else {
-      const address = socket.remoteAddress;
-      if (address === undefined) return; // never connected, or its handle is gone
-      this.#local = toAddress({ address: socket.localAddress, port: socket.localPort, family: socket.localFamily });
-      this.#remote = toAddress({ address, port: socket.remotePort, family: socket.remoteFamily });
-    }
-    this.#set(ADDRESSES);
+    primePeerAddress(socket);
   }
 
   // ---- TLS ---------------------------------------------------------------------------------
@@ -675,6 +660,7 @@ export class Stream extends Channel<StreamEvents> {
     this.#set(SECURE);
     this.#set(HANDSHAKING);
     this.#listenTo(secure);
+    primePeerAddress(secure);
     const limit = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
     const timer = this.engine._defer(limit, () => {
       secure.destroy(Object.assign(new Error(`TLS handshake timed out after ${limit} ms`), { code: 'ETIMEDOUT' }));
@@ -1346,8 +1332,8 @@ export class Stream extends Channel<StreamEvents> {
     this.#handed -= this.#inSocket; // what the lost socket still held never went out
     this.#inSocket = 0;
     this.#rb = null;
-    this.#clear(EOF | END_REQUESTED | SECURE | HANDSHAKING | ADDRESSES);
-    this.#local = this.#remote = null;
+    this.#clear(EOF | END_REQUESTED | SECURE | HANDSHAKING | CONNECTED);
+    this.#local = null;
     const more = this.#more;
     more.decoder = null;
     more.closeTimer?.cancel();
@@ -1409,9 +1395,10 @@ export class Stream extends Channel<StreamEvents> {
     this[OWNER]!.#onSocketClose();
   }
 
-  /** Installed as each socket's `_destroy`: capture the addresses while the handle still has them. */
+  /** Installed as each socket's `_destroy`: keep the local address while the handle still has it. */
   static #socketDestroy(this: OwnedSocket, err: Error | null, callback: (err?: Error | null) => void): void {
-    this[OWNER]!.#captureAddresses(this);
+    const stream = this[OWNER]!;
+    if (stream.#socket === this && stream.#is(CONNECTED)) stream.#local ??= localAddressOf(this);
     (Object.getPrototypeOf(this) as net.Socket)._destroy.call(this, err, callback);
   }
 
@@ -1439,6 +1426,33 @@ export class Stream extends Channel<StreamEvents> {
 }
 
 function ignore(): void {}
+
+/**
+ * Node's own 'end' listener on a socket (onReadableStreamEnd) acts only without
+ * allowHalfOpen, which trews always sets. Removing it keeps one 'end' listener per socket
+ * rather than an array of two (64 bytes on every connection). Any other listener stays.
+ */
+function dropNodeEndListener(socket: net.Socket): void {
+  const events = (socket as unknown as { _events?: Record<string, unknown> })._events;
+  const listener = events?.end;
+  if (socket.allowHalfOpen && typeof listener === 'function' && listener.name === 'onReadableStreamEnd') {
+    socket.removeListener('end', listener as () => void);
+  }
+}
+
+/** The name of a Unix or memory endpoint, as its address. */
+function nameOf(endpoint: Endpoint): Address {
+  return endpoint.kind === 'unix' ? endpoint.path : formatAddress(endpoint);
+}
+
+function localAddressOf(socket: net.Socket): Address | null {
+  return toAddress({ address: socket.localAddress, port: socket.localPort, family: socket.localFamily });
+}
+
+/** Have Node cache a TCP socket's peer address now: after a reset the kernel no longer tells it. */
+function primePeerAddress(socket: net.Socket): void {
+  void socket.remoteAddress;
+}
 
 function checkReconnect(options: Required<ReconnectOptions>): void {
   const { initialDelay, maxDelay, factor, jitter, maxAttempts } = options;

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import net from 'node:net';
+import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { Client, Connection, Server } from '../src/index.js';
 import { TLSError } from '../src/errors.js';
@@ -49,6 +51,30 @@ describe.runIf(hasOpenSSL())('TLS', () => {
     expect(await nextRead(client)).toBe('secret');
     expect(clientHooks).toEqual(['tlsHandshake', 'connect']);
     expect(serverHooks).toEqual(['tlsHandshake', 'connect']);
+  });
+
+  it("keeps a TLS connection's addresses readable in onClose after the peer resets", async () => {
+    const engine = testEngine();
+    const seen = deferred<{ remote: unknown; local: unknown }>();
+    class Watch extends Echo {
+      override onClose() {
+        seen.resolve({ remote: this.remoteAddress, local: this.localAddress });
+      }
+    }
+    const { port, pki } = await tlsServer(engine, Watch);
+    const raw = net.connect({ host: '127.0.0.1', port });
+    onCleanup(() => raw.destroy());
+    await new Promise((resolve) => raw.once('connect', resolve));
+    const secure = tls.connect({ socket: raw, ca: pki.ca, servername: 'localhost' });
+    secure.on('error', () => {});
+    secure.write('hi\n');
+    await new Promise((resolve) => secure.once('data', resolve));
+    const peerPort = raw.localPort;
+    // Nothing asked for the addresses before the reset.
+    raw.resetAndDestroy();
+    const info = await seen.promise;
+    expect(info.remote).toEqual({ address: '127.0.0.1', port: peerPort, family: 'IPv4' });
+    expect(info.local).toEqual({ address: '127.0.0.1', port, family: 'IPv4' });
   });
 
   it('a Python ssl client verifying against the test CA gets its echoes', async () => {
