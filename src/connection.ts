@@ -9,4 +9,15 @@ export class Connection extends Stream {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   declare server: StreamServer<any>;
+
+  static {
+    // The server is the stream's owner: read through an accessor rather than kept in a field
+    // of its own, which would cost every idle connection memory.
+    Object.defineProperty(Connection.prototype, 'server', {
+      configurable: true,
+      get(this: Connection) {
+        return this._owner ?? undefined;
+      },
+    });
+  }
 }

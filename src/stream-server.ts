@@ -9,7 +9,6 @@ import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from './cha
 import { debug } from './engine.js';
 import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from './address.js';
 import { ListenError, StateError } from './errors.js';
-import { Connection } from './connection.js';
 import { Stream, type CloseOptions, type StreamOptions, type StreamOwner } from './stream.js';
 import { prepareServerTLS, type ServerTLS, type TLSServerOptions } from './tls.js';
 import { listenMemory, type MemoryListener } from './memory.js';
@@ -219,8 +218,9 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
       this.engine.reportError(err, this);
       return;
     }
-    if (connection instanceof Connection) connection.server = this;
     connection._owner = this;
+    // A subclass that declared `server` as a field (not `declare server`) hides the accessor.
+    if (Object.hasOwn(connection, 'server')) (connection as { server?: unknown }).server = this;
     this.#open.add(connection);
     try {
       connection._attach(socket, this.#endpoint ?? undefined);

@@ -123,7 +123,8 @@ export interface StreamEvents extends ChannelEvents {
   tlsError: [err: TLSError];
 }
 
-type State = 'idle' | 'connecting' | 'open' | 'closing' | 'closed';
+const STATES = ['idle', 'connecting', 'open', 'closing', 'closed'] as const;
+type State = (typeof STATES)[number];
 
 /** The server that accepted a stream: told once it is open (after onConnect), as it starts closing, and once it has closed. */
 export interface StreamOwner {
@@ -196,25 +197,27 @@ const FILE_CHUNK = 64 * 1024;
 const ENCODINGS = new Set(['utf8', 'utf-8', 'utf16le', 'utf-16le', 'ucs2', 'ucs-2', 'latin1', 'binary', 'ascii', 'base64', 'base64url', 'hex']);
 
 // The bits of Stream#flags: one small integer instead of a field (8 bytes) per boolean.
-const PAUSED = 1 << 0;
-const DISPATCHING = 1 << 1;
+/** The low bits: the index of the stream's state in STATES. */
+const STATE_BITS = 7;
+const PAUSED = 1 << 3;
+const DISPATCHING = 1 << 4;
 /** The peer's FIN arrived and is not handled yet. */
-const EOF = 1 << 2;
-const END_REQUESTED = 1 << 3;
+const EOF = 1 << 5;
+const END_REQUESTED = 1 << 6;
 /** Every queued write is a string (they can be joined). */
-const QUEUE_STRINGS = 1 << 4;
-const FLUSH_SCHEDULED = 1 << 5;
+const QUEUE_STRINGS = 1 << 7;
+const FLUSH_SCHEDULED = 1 << 8;
 /** write() returned false: onWrite is owed. */
-const WANT_DRAIN = 1 << 6;
-const ACCEPTED = 1 << 7;
-const SECURE = 1 << 8;
-const HANDSHAKING = 1 << 9;
+const WANT_DRAIN = 1 << 9;
+const ACCEPTED = 1 << 10;
+const SECURE = 1 << 11;
+const HANDSHAKING = 1 << 12;
 /** The last close was forced. */
-const FORCED = 1 << 10;
+const FORCED = 1 << 13;
 /** A failure that retrying cannot fix (a TLS handshake refused). */
-const FATAL = 1 << 11;
+const FATAL = 1 << 14;
 /** The current socket has connected: its addresses can be told. */
-const CONNECTED = 1 << 12;
+const CONNECTED = 1 << 15;
 
 type Settle<T> = ReturnType<typeof Outcome.create<T>>;
 
@@ -276,8 +279,7 @@ export class Stream extends Channel<StreamEvents> {
 
   /** @internal */ _owner: StreamOwner | null = null;
 
-  #state: State = 'idle';
-  /** The booleans of this stream, one bit each (PAUSED, SECURE, ...). */
+  /** The state (STATE_BITS) and the booleans of this stream, one bit each (PAUSED, SECURE, ...). */
   #flags = QUEUE_STRINGS;
   #socket: net.Socket | null = null;
   #endpoint: Endpoint | null = null;
@@ -313,6 +315,14 @@ export class Stream extends Channel<StreamEvents> {
     if (options.encoding !== undefined) this.encoding = options.encoding;
     if (options.bufferSize !== undefined) this.bufferSize = options.bufferSize;
     if (options.readDelimiter !== undefined) this.readDelimiter = options.readDelimiter;
+  }
+
+  get #state(): State {
+    return STATES[this.#flags & STATE_BITS]!;
+  }
+
+  set #state(state: State) {
+    this.#flags = (this.#flags & ~STATE_BITS) | STATES.indexOf(state);
   }
 
   #is(flag: number): boolean {

@@ -78,6 +78,23 @@ describe('Server', () => {
     expect(order).toEqual(['onConnect server=true', 'onAccept true']);
   });
 
+  it('sets connection.server also when a subclass declares it as a plain field', async () => {
+    const engine = testEngine();
+    const seen = deferred<boolean>();
+    class Conn extends Connection {
+      // A field, not `declare server` (as plain JavaScript would write it): it hides the
+      // accessor on Connection.prototype.
+      override server = undefined as unknown as Server<Conn>;
+      override onConnect() {
+        seen.resolve(this.server === server);
+      }
+    }
+    const server = new Server(Conn, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    new Peer(portOf(server.localAddress));
+    expect(await seen.promise).toBe(true);
+  });
+
   it('uses a static ConnectionClass set on a subclass', async () => {
     const engine = testEngine();
     class EchoServer extends Server {
