@@ -27,6 +27,7 @@ let lastId = 0;
 const received = new WeakSet<Error>();
 
 const events = new Map<string, string>();
+const EVENT_PREFIX = EventEmitter.prefixed === false ? '' : String(EventEmitter.prefixed);
 
 /** Event name of a hook: `onConnectError` -> `connectError`, `onTLSError` -> `tlsError`. */
 export function eventOf(hook: string): string {
@@ -134,12 +135,19 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
   protected _hook(hook: string, ...args: unknown[]): boolean {
     try {
       (this as unknown as Record<string, (...a: unknown[]) => void>)[hook]!(...args);
-      (this.emit as (event: string, ...a: unknown[]) => boolean)(eventOf(hook), ...args);
+      const event = eventOf(hook);
+      if (this._listened(event)) (this.emit as (event: string, ...a: unknown[]) => boolean)(event, ...args);
       return true;
     } catch (err) {
       this._hookThrew(hook, err);
       return false;
     }
+  }
+
+  /** Whether anything listens for `event`: emit() costs even with no listener. */
+  protected _listened(event: string): boolean {
+    // eventemitter3 keeps listeners in `_events`, under the event name with its prefix.
+    return (this as unknown as { _events: Record<string, unknown> })._events[EVENT_PREFIX + event] !== undefined;
   }
 
   /** A hook threw: route it to onError, or to the engine when onError is what threw. */

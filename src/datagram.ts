@@ -482,7 +482,7 @@ export class Datagram extends Channel<DatagramEvents> {
     const data = this.#encoding === null ? msg : msg.toString(this.#encoding);
     try {
       this.onRead(data, address);
-      this.emit('read', data, address);
+      if (this._listened('read')) this.emit('read', data, address);
     } catch (err) {
       this._hookThrew('onRead', err);
     }
@@ -546,14 +546,14 @@ export class Datagram extends Channel<DatagramEvents> {
       if (d.kind === 'struct') {
         const values = d.struct.unpack(frame);
         this.onRead.apply(this, [...values, address] as [unknown]);
-        this.emit('read', ...values, address);
+        if (this._listened('read')) this.emit('read', ...values, address);
         return;
       }
       let data: unknown;
       if (d.kind === 'regex' && d.sticky) data = decodeMatch(rb.match!, this.#encoding);
       else data = this.#encoding === null ? frame : frame.toString(this.#encoding);
       this.onRead(data, address);
-      this.emit('read', data, address);
+      if (this._listened('read')) this.emit('read', data, address);
     } catch (err) {
       this._hookThrew('onRead', err);
     }
@@ -570,7 +570,7 @@ export class Datagram extends Channel<DatagramEvents> {
     const data = this.#encoding === null ? rest : rest.toString(this.#encoding);
     try {
       this.onRead(data, address);
-      this.emit('read', data, address);
+      if (this._listened('read')) this.emit('read', data, address);
     } catch (err) {
       this._hookThrew('onRead', err);
     }

@@ -6,7 +6,6 @@
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type tls from 'node:tls';
-import { EventEmitter } from 'eventemitter3';
 import { open, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { Channel, Outcome, defineFieldAccessors, type ChannelEvents, type ChannelOptions } from './channel.js';
@@ -140,7 +139,6 @@ interface FileJob {
   done: ReturnType<typeof Outcome.create<number>>;
 }
 
-const READ_EVENT = `${EventEmitter.prefixed === false ? '' : EventEmitter.prefixed}read`;
 
 /**
  * Coalesced writes are filled into views of a shared slab, as Node's own Buffer pool does for
@@ -172,6 +170,8 @@ function readBufferFor(framing: CompiledDelimiter, bufferSize: number): ReadBuff
   rb.setDelimiter(framing);
   return rb;
 }
+
+const NO_BYTES = Buffer.alloc(0);
 
 /** The writes of a run as one buffer, filled in place: no intermediate Buffer per string. */
 function joinBytes(run: Array<string | Buffer>, bytes: number): Buffer {
@@ -218,6 +218,8 @@ const FORCED = 1 << 13;
 const FATAL = 1 << 14;
 /** The current socket has connected: its addresses can be told. */
 const CONNECTED = 1 << 15;
+/** onWrite is due on the next tick. */
+const DRAIN_SCHEDULED = 1 << 16;
 
 type Settle<T> = ReturnType<typeof Outcome.create<T>>;
 
@@ -849,7 +851,7 @@ export class Stream extends Channel<StreamEvents> {
       if (d.kind === 'struct') {
         const values = d.struct.unpack(frame);
         this.onRead.apply(this, values as [unknown]);
-        if (this.#readListened()) this.emit('read', ...values);
+        if (this._listened('read')) this.emit('read', ...values);
         return;
       }
       let data: unknown;
@@ -858,15 +860,10 @@ export class Stream extends Channel<StreamEvents> {
       else if (d.kind === 'chunk') data = (this.#more.decoder ??= new StringDecoder(this.#encoding)).write(frame);
       else data = frame.toString(this.#encoding);
       this.onRead(data);
-      if (this.#readListened()) this.emit('read', data);
+      if (this._listened('read')) this.emit('read', data);
     } catch (err) {
       this._hookThrew('onRead', err);
     }
-  }
-
-  /** emit() per frame costs even with no listener; eventemitter3 keeps listeners in `_events`. */
-  #readListened(): boolean {
-    return (this as unknown as { _events: Record<string, unknown> })._events[READ_EVENT] !== undefined;
   }
 
   /** The peer sent FIN and every whole frame has been delivered. */
@@ -900,7 +897,7 @@ export class Stream extends Channel<StreamEvents> {
     if (this.#state !== 'open') return;
     try {
       this.onRead(data);
-      this.emit('read', data);
+      if (this._listened('read')) this.emit('read', data);
     } catch (err) {
       this._hookThrew('onRead', err);
     }
@@ -1014,31 +1011,40 @@ export class Stream extends Channel<StreamEvents> {
    */
   #flush(): void {
     const socket = this.#socket;
-    if (socket === null || this.#file !== null || this.#is(HANDSHAKING) || this.#inSocket > 0) return;
+    if (socket === null || this.#is(HANDSHAKING)) return;
     if (this.#state !== 'open' && this.#state !== 'closing') return;
-    const queue = this.#queue;
-    if (queue !== null && (this.#occasional?.queueFiles ?? 0) === 0 && this.#queueBytes <= HAND_LIMIT) {
-      // The common case: everything queued goes out as one write.
-      const bytes = this.#queueBytes;
-      const strings = this.#is(QUEUE_STRINGS);
-      this.#queue = null;
-      this.#queueBytes = 0;
-      this.#set(QUEUE_STRINGS);
-      this.#writeRun(socket, queue as Array<string | Buffer>, bytes, strings);
-    } else if (queue !== null) {
-      if (isFileJob(queue[0]!)) {
+    let wrote = false;
+    // The socket gets one write at a time; one the OS takes at once is done at once.
+    for (let queue = this.#queue; queue !== null && this.#inSocket === 0 && this.#file === null; queue = this.#queue) {
+      wrote = true;
+      if (this.#queueBytes <= HAND_LIMIT && (this.#occasional?.queueFiles ?? 0) === 0) {
+        // The common case: everything queued goes out as one write.
+        const bytes = this.#queueBytes;
+        const strings = this.#is(QUEUE_STRINGS);
+        this.#queue = null;
+        this.#queueBytes = 0;
+        this.#set(QUEUE_STRINGS);
+        this.#writeRun(socket, queue as Array<string | Buffer>, bytes, strings);
+      } else if (isFileJob(queue[0]!)) {
         const job = queue.shift() as FileJob;
         if (queue.length === 0) this.#queue = null;
         const more = this.#more;
         more.queueFiles--;
         more.file = job;
         void this.#sendFile(socket, job);
-        return;
+      } else {
+        const { run, bytes } = this.#takeRun(queue, HAND_LIMIT);
+        this.#writeRun(socket, run, bytes, false);
       }
-      const { run, bytes } = this.#takeRun(queue, HAND_LIMIT);
-      this.#writeRun(socket, run, bytes, false);
     }
-    if (this.#is(END_REQUESTED) && this.#queue === null && this.#inSocket === 0 && !socket.writableEnded) socket.end();
+    if (this.#queue !== null || this.#inSocket > 0 || this.#file !== null) return;
+    if (this.#is(END_REQUESTED)) {
+      if (!socket.writableEnded) socket.end();
+    } else if (wrote && this.#wantsOnWrite() && !this.#is(DRAIN_SCHEDULED)) {
+      // Everything went to the OS at once: onWrite follows on the next tick, as a callback would.
+      this.#set(DRAIN_SCHEDULED);
+      process.nextTick(Stream.#drainedLater, this);
+    }
   }
 
   /**
@@ -1074,26 +1080,42 @@ export class Stream extends Channel<StreamEvents> {
 
   #writeRun(socket: net.Socket, run: Array<string | Buffer>, bytes: number, strings: boolean): void {
     const data = run.length === 1 ? run[0]! : strings ? run.join('') : joinBytes(run, bytes);
-    // A callback per write rather than one kept per stream: idle connections hold none.
-    socket.write(data, (err) => this.#afterWrite(err));
+    // No callback: Node then needs no tick and no allocation for a write the OS takes at once,
+    // the usual case. Only when the socket keeps some does an empty write queued behind it
+    // call back, once the socket has written everything before it.
+    socket.write(data);
     this.#handed += bytes;
     this.#inSocket = socket.writableLength;
+    if (this.#inSocket > 0) socket.write(NO_BYTES, (err) => this.#afterWrite(err));
   }
 
-  /** After each socket write: note what the socket still holds, send what waited, signal the drain. */
+  /** The socket has written what it held: note it, send what waited, signal the drain. */
   #afterWrite(err?: Error | null): void {
     const socket = this.#socket;
     // A destroyed socket calls back pending writes without an error: they were not written.
     if (err || socket === null || socket.destroyed) return;
     this.#inSocket = socket.writableLength;
     if (this.#inSocket > 0) return;
-    if (this.#queue !== null || this.#is(END_REQUESTED)) this.#flush();
+    this.#flush();
+    if (!this.#is(DRAIN_SCHEDULED)) this.#drained();
+  }
+
+  static #drainedLater(stream: Stream): void {
+    stream.#clear(DRAIN_SCHEDULED);
+    stream.#drained();
+  }
+
+  /** Everything written is with the OS: onWrite, but only when someone will hear it (a hook call per drain costs). */
+  #drained(): void {
     if (this.#inSocket > 0 || this.#queue !== null || this.#file !== null || this.#state !== 'open') return;
-    // onWrite costs a hook call per drain: only when someone will hear it.
-    if (this.#is(WANT_DRAIN) || this.onWrite !== Stream.prototype.onWrite || this.listenerCount('write') > 0) {
+    if (this.#wantsOnWrite()) {
       this.#clear(WANT_DRAIN);
       this._hook('onWrite');
     }
+  }
+
+  #wantsOnWrite(): boolean {
+    return this.#is(WANT_DRAIN) || this.onWrite !== Stream.prototype.onWrite || this._listened('write');
   }
 
   async #sendFile(socket: net.Socket, job: FileJob): Promise<void> {
