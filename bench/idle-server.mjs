@@ -11,7 +11,7 @@
 // `trews` is a Server + Connection with readDelimiter '\n'; `net` is node:net with a
 // hand-written splitter, TCP_NODELAY and an 'error' handler, keeping its sockets in a Set as
 // any real server must. Prints {"port"} once listening; each stdin line "measure" prints
-// {"connections","rss","heapUsed","external","arrayBuffers"} after full GCs.
+// {"connections","rss","heapTotal","heapUsed","external","arrayBuffers"} after full GCs.
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
@@ -81,7 +81,7 @@ createInterface({ input: process.stdin })
       }
       const m = process.memoryUsage();
       process.stdout.write(
-        JSON.stringify({ connections: connections(), rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }) + '\n',
+        JSON.stringify({ connections: connections(), rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }) + '\n',
       );
     })();
   })

@@ -7,14 +7,18 @@
  * separate client process (bench/load-idle.mjs) that opens the connections, has one line
  * echoed on each, then leaves them idle. The server measures RSS and heapUsed after full GCs
  * before and after; the deltas divided by the number of connections are the cost per
- * connection. trews runs from the built package (dist/) when it is up to date, as users run
+ * connection. It measures twice: right after the connections opened, and once they have been
+ * idle for a while (BENCH_IDLE_SETTLE ms). Right after, RSS still holds the young generation
+ * that V8 grew while accepting (its size depends on how much each server allocated on the
+ * way); an idle process gives that back when V8's memory reducer runs, and what is left is
+ * what idle connections keep costing. trews runs from the built package (dist/) when it is up to date, as users run
  * it; otherwise from src/ through tsx, which costs more heap (the output says so).
  * 10,000 connections need about 10,000 descriptors in each process: the limit is
  * raised with `ulimit -n` (in a bash wrapper) when the hard limit allows, otherwise the count
  * is scaled down, and the output says so.
  *
  * Knobs (environment): BENCH_IDLE_CONNECTIONS (10000), BENCH_ROUNDS (2; the lowest cost of
- * the rounds counts).
+ * the rounds counts), BENCH_IDLE_SETTLE (20000 ms; 0 skips the settled measurement).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -25,6 +29,7 @@ import { builtTrews } from './trews-build.js';
 interface Memory {
   connections: number;
   rss: number;
+  heapTotal: number;
   heapUsed: number;
   external: number;
   arrayBuffers: number;
@@ -34,6 +39,8 @@ interface Sample {
   rss: number;
   heap: number;
   external: number;
+  /** RSS per connection once idle for `settleMs` (NaN when not measured). */
+  settledRss: number;
   openMs: number;
 }
 
@@ -151,7 +158,7 @@ async function measure(server: Proc, expect: number): Promise<Memory> {
   }
 }
 
-async function runOnce(kind: string, n: number, limit: number | null, trews: string[]): Promise<Sample> {
+async function runOnce(kind: string, n: number, limit: number | null, trews: string[], settleMs: number): Promise<Sample> {
   // Node flags go before the script, its arguments after.
   const flags = trews[0] === '--import' ? trews.slice(0, 2) : [];
   const module = kind === 'trews' ? trews.slice(flags.length) : [];
@@ -166,12 +173,19 @@ async function runOnce(kind: string, n: number, limit: number | null, trews: str
     const after = await measure(server, opened.connections);
     const count = after.connections;
     if (count === 0) throw new Error(`${kind}: no connection open`);
+    let settledRss = NaN;
+    if (settleMs > 0) {
+      await new Promise((r) => setTimeout(r, settleMs));
+      const settled = await measure(server, count);
+      settledRss = (settled.rss - before.rss) / count;
+    }
     client.send('close');
     await client.next(`${kind}: closing`, 30_000).catch(() => undefined);
     return {
       rss: (after.rss - before.rss) / count,
       heap: (after.heapUsed - before.heapUsed) / count,
       external: (after.external - before.external) / count,
+      settledRss,
       openMs: opened.ms,
     };
   } finally {
@@ -185,6 +199,7 @@ async function runOnce(kind: string, n: number, limit: number | null, trews: str
 export async function run(): Promise<void> {
   const wanted = Math.round(envNumber('BENCH_IDLE_CONNECTIONS', 10_000));
   const rounds = Math.round(envNumber('BENCH_ROUNDS', 2));
+  const settleMs = Math.round(envNumber('BENCH_IDLE_SETTLE', 20_000));
   const headroom = 256;
   const { soft, hard } = fdLimits();
   let n = wanted;
@@ -213,11 +228,12 @@ export async function run(): Promise<void> {
   for (let round = 1; round <= rounds; round++) {
     for (const k of KINDS) {
       try {
-        const s = await runOnce(k.name, n, limit, trews);
+        const s = await runOnce(k.name, n, limit, trews, settleMs);
         samples.get(k.name)!.push(s);
         console.log(
           `  round ${round}  ${k.name.padEnd(6)} rss ${fmtInt(s.rss).padStart(6)} B/conn   heap ${fmtInt(s.heap).padStart(6)} B/conn` +
-            `   external ${fmtInt(s.external).padStart(5)} B/conn   opened in ${(s.openMs / 1000).toFixed(1)} s`,
+            `   external ${fmtInt(s.external).padStart(5)} B/conn   opened in ${(s.openMs / 1000).toFixed(1)} s` +
+            (Number.isNaN(s.settledRss) ? '' : `   rss once settled ${fmtInt(s.settledRss).padStart(6)} B/conn`),
         );
       } catch (err) {
         console.log(`  ! round ${round} ${k.name}: ${(err as Error).message}`);
@@ -225,14 +241,25 @@ export async function run(): Promise<void> {
     }
   }
 
-  const best = (name: string, key: 'rss' | 'heap' | 'external') => Math.min(...(samples.get(name) ?? []).map((s) => s[key]));
-  const rows = KINDS.map((k) => [k.name, fmtInt(best(k.name, 'rss')), fmtInt(best(k.name, 'heap')), fmtInt(best(k.name, 'external'))]);
+  type Key = 'rss' | 'settledRss' | 'heap' | 'external';
+  const best = (name: string, key: Key) => Math.min(...(samples.get(name) ?? []).map((s) => s[key]));
+  const settled = settleMs > 0;
+  const rows = KINDS.map((k) => [
+    k.name,
+    fmtInt(best(k.name, 'rss')),
+    ...(settled ? [fmtInt(best(k.name, 'settledRss'))] : []),
+    fmtInt(best(k.name, 'heap')),
+    fmtInt(best(k.name, 'external')),
+  ]);
+  const headers = ['server', 'rss B/conn', ...(settled ? [`rss settled (${settleMs / 1000} s idle)`] : []), 'heap B/conn', 'external B/conn'];
   console.log();
-  console.log(table(['server', 'rss B/conn', 'heap B/conn', 'external B/conn'], rows, new Set([1, 2, 3])));
+  console.log(table(headers, rows, new Set(headers.map((_, i) => i).slice(1))));
   console.log();
-  for (const key of ['rss', 'heap'] as const) {
+  const keys: Array<[Key, string]> = [['rss', 'rss just opened'], ...(settled ? [['settledRss', 'rss settled'] as [Key, string]] : []), ['heap', 'heap']];
+  for (const [key, label] of keys) {
     const ratio = best('trews', key) / best('net', key);
-    console.log(`trews / net ${key.padEnd(4)} per connection = ${fmtRatio(ratio).padStart(6)} (target <= 1.2x)  ${verdict(ratio, 1.2, { atMost: true })}`);
+    console.log(`trews / net ${label.padEnd(15)} per connection = ${fmtRatio(ratio).padStart(6)} (target <= 1.2x)  ${verdict(ratio, 1.2, { atMost: true })}`);
   }
-  console.log('(lowest of the rounds; RSS also holds allocator slack, heap is what JavaScript objects cost)');
+  console.log('(lowest of the rounds; RSS also holds allocator slack and, just opened, young-generation space V8 gives back when idle;');
+  console.log(' heap is what JavaScript objects cost)');
 }

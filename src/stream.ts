@@ -1080,13 +1080,16 @@ export class Stream extends Channel<StreamEvents> {
 
   #writeRun(socket: net.Socket, run: Array<string | Buffer>, bytes: number, strings: boolean): void {
     const data = run.length === 1 ? run[0]! : strings ? run.join('') : joinBytes(run, bytes);
-    // No callback: Node then needs no tick and no allocation for a write the OS takes at once,
-    // the usual case. Only when the socket keeps some does an empty write queued behind it
-    // call back, once the socket has written everything before it.
-    socket.write(data);
+    // On TCP, no callback: Node then needs no tick and no allocation for a write the OS takes
+    // at once, the usual case. Only when the socket keeps some does an empty write queued
+    // behind it call back, once the socket has written everything before it. A TLS socket
+    // seldom finishes at once (it encrypts into the raw socket): there the write calls back.
+    const secure = this.#is(SECURE);
+    if (secure) socket.write(data, (err) => this.#afterWrite(err));
+    else socket.write(data);
     this.#handed += bytes;
     this.#inSocket = socket.writableLength;
-    if (this.#inSocket > 0) socket.write(NO_BYTES, (err) => this.#afterWrite(err));
+    if (this.#inSocket > 0 && !secure) socket.write(NO_BYTES, (err) => this.#afterWrite(err));
   }
 
   /** The socket has written what it held: note it, send what waited, signal the drain. */
