@@ -131,7 +131,8 @@ function findDelimiter(search: RegExp, text: string, from: number): RegExpExecAr
   return null;
 }
 
-const NO_BYTES = Buffer.alloc(0);
+/** A zero-length Buffer, shared. */
+export const NO_BYTES = Buffer.alloc(0);
 
 /** How the search for a spanning delimiter ended. */
 const NO = 0;

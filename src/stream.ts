@@ -21,7 +21,7 @@ import {
   TruncatedFrameError,
   WriteError,
 } from './errors.js';
-import { CHUNKS, ReadBuffer, compileDelimiter, decodeMatch, type CompiledDelimiter, type Delimiter } from './framing.js';
+import { CHUNKS, NO_BYTES, ReadBuffer, compileDelimiter, decodeMatch, type CompiledDelimiter, type Delimiter } from './framing.js';
 import { connectMemory } from './memory.js';
 import { Struct, type StructInput } from './struct.js';
 import {
@@ -170,8 +170,6 @@ function readBufferFor(framing: CompiledDelimiter, bufferSize: number): ReadBuff
   rb.setDelimiter(framing);
   return rb;
 }
-
-const NO_BYTES = Buffer.alloc(0);
 
 /** The writes of a run as one buffer, filled in place: no intermediate Buffer per string. */
 function joinBytes(run: Array<string | Buffer>, bytes: number): Buffer {
@@ -1305,7 +1303,7 @@ export class Stream extends Channel<StreamEvents> {
     } else if (this.#canReconnect()) {
       // Reported through onReconnecting when the socket has closed.
       this.#more.dropError = err;
-    } else if (state === 'connecting' || (state === 'closing' && this.#more.connecting !== null)) {
+    } else if (state === 'connecting' || (state === 'closing' && (this.#occasional?.connecting ?? null) !== null)) {
       const where = formatAddress(this.#endpoint);
       const connectErr = new ConnectError(`connect to ${where} failed: ${err.code ?? err.message}`, { cause: err });
       const connecting = this.#more.connecting;
