@@ -9,9 +9,9 @@
  * Stream the defaults of `onReadError`, `onWriteError` and `onOverflowError` log (at most a
  * line a second) and keep the channel open.
  */
-import dgram from 'node:dgram';
-import dns from 'node:dns';
-import net from 'node:net';
+import * as dgram from 'node:dgram';
+import * as dns from 'node:dns';
+import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Channel, Outcome, defineFieldAccessors, describeBriefly, eventOf, type ChannelEvents, type ChannelOptions } from './channel.js';
 import { debug, type Timer } from './engine.js';

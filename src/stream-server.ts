@@ -3,7 +3,7 @@
  * accepted connection. It tracks its connections so that `close()` closes them and
  * resolves once all are gone.
  */
-import net from 'node:net';
+import * as net from 'node:net';
 import { lstat, unlink } from 'node:fs/promises';
 import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from './channel.js';
 import { debug } from './engine.js';

@@ -4,7 +4,7 @@
  * graceful close bounded on stalls, inactivity timeouts and optional reconnecting.
  */
 import { Buffer } from 'node:buffer';
-import net from 'node:net';
+import * as net from 'node:net';
 import type tls from 'node:tls';
 import { open, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';

@@ -4,8 +4,8 @@
  * accepts in plain TCP and wraps the socket afterwards, so undelivered bytes can be handed
  * back to the TLS layer and errors are told apart (TCP connect vs handshake).
  */
-import net from 'node:net';
-import tls from 'node:tls';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { Endpoint } from './address.js';
 
 /** Options for the client side: any of `tls.connect`'s (ca, cert, key, servername, ALPNProtocols, ...). */
