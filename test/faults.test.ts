@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, Server, type Engine } from '../src/index.js';
 import { ConnectError, HookError, ListenError, OverflowError, type ReadError, type WriteError } from '../src/errors.js';
-import { Peer, deferred, onCleanup, portOf, pseudoRandomBytes, python, sha256, tempDir, testEngine, waitFor } from './helpers.js';
+import { Peer, deferred, onCleanup, portOf, pseudoRandomBytes, python, pythonProcess, sha256, tempDir, testEngine, waitFor } from './helpers.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -346,6 +346,7 @@ print(got)`,
       }
       override onEnd() {
         hooks.push(`end (still queued: ${this.bufferedBytes > 0})`);
+        reader.stdin!.write('go'); // only now may Python read on: the FIN surely came first
       }
       override onError(err: Error) {
         hooks.push(`error ${(err as { code?: string }).code}`);
@@ -358,8 +359,10 @@ print(got)`,
       }
     }
     const { port } = await serve(engine, Writer);
-    // Python reads the first bytes, sends FIN while we are still writing, then reads to EOF.
-    const out = await python(
+    // Python reads the first bytes, sends FIN while we are still writing, waits until our
+    // onEnd has run (a byte on its stdin: under load it could otherwise drain all 16 MiB
+    // before Node sees the FIN), then reads to EOF.
+    const reader = pythonProcess(
       `import hashlib, socket, sys
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
 h = hashlib.sha256()
@@ -367,6 +370,7 @@ first = s.recv(65536)
 h.update(first)
 got = len(first)
 s.shutdown(socket.SHUT_WR)
+sys.stdin.buffer.read(1)
 while True:
     d = s.recv(1 << 20)
     if not d:
@@ -377,6 +381,7 @@ s.close()
 print(got, h.hexdigest())`,
       [String(port)],
     );
+    const out = await reader.output;
     await closed.promise;
     const [got, digest] = out.trim().split(' ');
     expect(Number(got)).toBe(payload.length);

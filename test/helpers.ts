@@ -5,6 +5,7 @@ import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { afterEach } from 'vitest';
 import { Engine } from '../src/engine.js';
 import type { InetAddress } from '../src/address.js';
@@ -173,8 +174,17 @@ export function pseudoRandomBytes(n: number, seed = 1): Buffer {
 
 /** Run a Python 3 script (standard library only) with args; resolves with stdout, rejects on non-zero exit. */
 export function python(script: string, args: string[] = [], ms = 20_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return pythonProcess(script, args, ms, 'ignore').output;
+}
+
+/**
+ * Run a Python 3 script whose stdin the test can write to (to tell it when to go on: a
+ * signal that needs no sleep). `output` resolves with stdout, rejects on non-zero exit.
+ */
+export function pythonProcess(script: string, args: string[] = [], ms = 20_000, stdin: 'pipe' | 'ignore' = 'pipe'): { stdin: Writable | null; output: Promise<string> } {
+  const child = spawn('python3', ['-c', script, ...args], { stdio: [stdin, 'pipe', 'pipe'] });
+  child.stdin?.on('error', () => {}); // the script may exit without reading it
+  const output = new Promise<string>((resolve, reject) => {
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -187,4 +197,5 @@ export function python(script: string, args: string[] = [], ms = 20_000): Promis
       else reject(new Error(`python3 exited with ${code}: ${err}`));
     });
   });
+  return { stdin: child.stdin, output };
 }
