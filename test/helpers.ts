@@ -187,8 +187,8 @@ export function pythonProcess(script: string, args: string[] = [], ms = 20_000, 
   const output = new Promise<string>((resolve, reject) => {
     let out = '';
     let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), ms);
     cleanups.push(() => child.kill('SIGKILL'));
     child.on('close', (code) => {
