@@ -1,65 +1,21 @@
 /**
- * A throwaway test CA and certificates, made at test time with the openssl command (never
- * committed). Valid one day; keys live in a temp directory removed when the process exits.
+ * The test CA and certificates (see test/pki.ts), made once per run by test/global-setup.ts
+ * and removed in its teardown; tests read them here.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { inject } from 'vitest';
+import { hasOpenSSL, type TestPKI } from './pki.js';
 
-export interface TestPKI {
-  dir: string;
-  caFile: string;
-  ca: string;
-  /** Server certificate for localhost and 127.0.0.1, signed by the CA. */
-  key: string;
-  cert: string;
-  /** Client certificate (CN=trews-client), signed by the CA. */
-  clientKey: string;
-  clientCert: string;
-  /** A self-signed certificate for localhost that no CA vouches for. */
-  selfKey: string;
-  selfCert: string;
-}
+export { hasOpenSSL, type TestPKI };
 
-export function hasOpenSSL(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The run's test PKI (null without openssl). */
+    trewsPKI: TestPKI | null;
   }
 }
 
-let cached: TestPKI | undefined;
-
 export function testPKI(): TestPKI {
-  if (cached) return cached;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'trews-pki-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const file = (name: string) => path.join(dir, name);
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=trews-test-ca');
-  const signed = (name: string, subject: string, ext: string) => {
-    writeFileSync(file(`${name}.ext`), `${ext}\n`);
-    openssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject);
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
-  };
-  signed('server', '/CN=localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1');
-  signed('client', '/CN=trews-client', 'extendedKeyUsage=clientAuth');
-  openssl('req', '-x509', ...ec, '-keyout', 'self.key', '-out', 'self.crt', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost');
-  const read = (name: string) => readFileSync(file(name), 'utf8');
-  cached = {
-    dir,
-    caFile: file('ca.crt'),
-    ca: read('ca.crt'),
-    key: read('server.key'),
-    cert: read('server.crt'),
-    clientKey: read('client.key'),
-    clientCert: read('client.crt'),
-    selfKey: read('self.key'),
-    selfCert: read('self.crt'),
-  };
-  return cached;
+  const pki = inject('trewsPKI');
+  if (!pki) throw new Error('no test PKI: the openssl command is missing, or vitest ran without test/global-setup.ts');
+  return pki;
 }
