@@ -6,7 +6,7 @@
  * any other string or `{ path }` (Unix socket path; a leading '\0' is a Linux abstract name).
  * Out: `{ address, port, family }` for TCP and UDP, the path string for Unix sockets.
  */
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import type { LinkOptions } from './memory.js';
 
 export type Family = 'IPv4' | 'IPv6';
@@ -97,6 +97,30 @@ export function parseAddress(input: AddressInput): Endpoint {
 }
 
 const MEMORY = 'memory:';
+
+/**
+ * A bare name that reads like a host rather than a file: `'localhost'`, an IP address, or a
+ * name with a colon but no port (`'host:abc'`). As an address it is a Unix socket path, which
+ * is almost surely a TCP address missing its port.
+ */
+export function looksLikeHost(path: string): boolean {
+  if (path.includes('/') || path.startsWith('\0')) return false;
+  return path === 'localhost' || isIP(path) !== 0 || path.includes(':');
+}
+
+/**
+ * What to add to an error about the Unix path `path` when nothing is there (`ENOENT`) and the
+ * name has no '/': it may be a TCP address given without its port. Empty otherwise.
+ */
+export function unixPathSlip(path: string): string {
+  if (path.includes('/') || path.startsWith('\0')) return '';
+  return `: there is no Unix socket ${JSON.stringify(path)} in ${process.cwd()} (a string that is not 'host:port' is a Unix socket path). ${slipAdvice(path)}`;
+}
+
+/** The TCP forms and the explicit Unix forms, for a message about a slip. */
+export function slipAdvice(path: string): string {
+  return `For TCP give 'host:port', [host, port] or { host, port }; for a Unix socket named like this, './${path}' or { path: ${JSON.stringify(path)} }`;
+}
 
 function memoryEndpoint(name: unknown, link: LinkOptions, input: unknown): Endpoint {
   if (typeof name !== 'string' || name.length === 0) throw new TypeError(`invalid memory address ${describe(input)}: the name must be a non-empty string`);

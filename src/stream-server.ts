@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { lstat, unlink } from 'node:fs/promises';
 import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from './channel.js';
 import { debug } from './engine.js';
-import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from './address.js';
+import { formatAddress, looksLikeHost, parseAddress, slipAdvice, toAddress, type Address, type AddressInput, type Endpoint } from './address.js';
 import { ListenError, StateError } from './errors.js';
 import { Stream, type CloseOptions, type StreamOptions, type StreamOwner } from './stream.js';
 import { prepareServerTLS, type ServerTLS, type TLSServerOptions } from './tls.js';
@@ -133,6 +133,11 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   listen(address: AddressInput, options: ListenOptions = {}): Promise<void> {
     if (this.#state !== 'idle') throw new StateError(`listen() needs a new server; ${String(this)} is ${this.#state}`);
     const endpoint = parseAddress(address);
+    // listen('localhost') would quietly make a socket file named localhost: refuse the slip.
+    // (An explicit { path } or './localhost' is taken as written.)
+    if (typeof address === 'string' && endpoint.kind === 'unix' && looksLikeHost(address)) {
+      throw new TypeError(`listen(${JSON.stringify(address)}): a string that is not 'host:port' is a Unix socket path, and this one looks like a host. ${slipAdvice(address)}; a port number alone listens on all interfaces`);
+    }
     this.#endpoint = endpoint;
     this.#state = 'binding';
     const { outcome, resolve, reject } = Outcome.create<void>();

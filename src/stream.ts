@@ -10,7 +10,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { Channel, Outcome, defineFieldAccessors, type ChannelEvents, type ChannelOptions } from './channel.js';
 import { debug, type Timer } from './engine.js';
-import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from './address.js';
+import { formatAddress, parseAddress, toAddress, unixPathSlip, type Address, type AddressInput, type Endpoint } from './address.js';
 import {
   ClosedError,
   ConnectError,
@@ -1305,7 +1305,7 @@ export class Stream extends Channel<StreamEvents> {
       this.#more.dropError = err;
     } else if (state === 'connecting' || (state === 'closing' && (this.#occasional?.connecting ?? null) !== null)) {
       const where = formatAddress(this.#endpoint);
-      const connectErr = new ConnectError(`connect to ${where} failed: ${err.code ?? err.message}`, { cause: err });
+      const connectErr = new ConnectError(`connect to ${where} failed: ${err.code ?? err.message}${slipHint(this.#endpoint, err)}`, { cause: err });
       const connecting = this.#more.connecting;
       this.#more.connecting = null;
       if (state === 'connecting') this._fail('onConnectError', connectErr, connecting?.outcome.observed);
@@ -1340,7 +1340,7 @@ export class Stream extends Channel<StreamEvents> {
     const attempt = ++more.attempt;
     if (attempt > options.maxAttempts) {
       const code = (reason as { code?: string }).code ?? reason.message;
-      const err = new ConnectError(`gave up reconnecting to ${formatAddress(this.#endpoint)} after ${options.maxAttempts} attempts: ${code}`, { cause: reason });
+      const err = new ConnectError(`gave up reconnecting to ${formatAddress(this.#endpoint)} after ${options.maxAttempts} attempts: ${code}${slipHint(this.#endpoint, reason)}`, { cause: reason });
       const connecting = more.connecting;
       more.connecting = null;
       this._fail('onConnectError', err, connecting?.outcome.observed);
@@ -1459,6 +1459,11 @@ export class Stream extends Channel<StreamEvents> {
 }
 
 function ignore(): void {}
+
+/** For a Unix path that does not exist and has no '/': a hint that it may be a TCP address missing its port. */
+function slipHint(endpoint: Endpoint | null, err: Error): string {
+  return endpoint?.kind === 'unix' && (err as { code?: string }).code === 'ENOENT' ? unixPathSlip(endpoint.path) : '';
+}
 
 /**
  * Node's own 'end' listener on a socket (onReadableStreamEnd) acts only without

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Client, Connection, Server } from '../src/index.js';
-import { ListenError } from '../src/errors.js';
+import { ConnectError, ListenError } from '../src/errors.js';
 import { Peer, python, tempDir, testEngine } from './helpers.js';
 
 class Echo extends Connection {
@@ -123,5 +123,51 @@ print(data.decode())`,
       [file],
     );
     expect(out).toBe('a\nb\nc\n\n');
+  });
+});
+
+describe('slips: a host where a Unix path is read', () => {
+  for (const slip of ['localhost', 'host:abc']) {
+    it(`connect(${JSON.stringify(slip)}) rejects with a ConnectError naming the TCP forms and the Unix path form, through onConnectError then onClose`, async () => {
+      const engine = testEngine();
+      const hooks: string[] = [];
+      class C extends Client {
+        override onConnectError(err: ConnectError) {
+          hooks.push(`connectError ${err.systemCode}`);
+        }
+        override onClose() {
+          hooks.push('close');
+        }
+      }
+      const err = (await new C({ engine }).connect(slip).catch((e: unknown) => e)) as ConnectError;
+      expect(err).toBeInstanceOf(ConnectError);
+      expect(err.systemCode).toBe('ENOENT');
+      expect(err.message).toContain(`there is no Unix socket ${JSON.stringify(slip)}`);
+      expect(err.message).toContain("'host:port', [host, port] or { host, port }");
+      expect(err.message).toContain(`'./${slip}' or { path: ${JSON.stringify(slip)} }`);
+      await engine.stop();
+      expect(hooks).toEqual(['connectError ENOENT', 'close']);
+    });
+  }
+
+  it('a missing Unix path with a directory part gets the plain ENOENT message', async () => {
+    const engine = testEngine();
+    const file = path.join(tempDir(), 'missing.sock');
+    const err = (await new Client({ engine }).connect(file).catch((e: unknown) => e)) as ConnectError;
+    expect(err.systemCode).toBe('ENOENT');
+    expect(err.message).toBe(`connect to ${file} failed: ENOENT`);
+  });
+
+  it("listen('localhost'), an IP or 'host:abc' throws a TypeError naming the forms instead of making a socket file; a path with a '/' is taken as written", async () => {
+    const engine = testEngine();
+    for (const slip of ['localhost', '127.0.0.1', '::1', 'host:abc']) {
+      expect(() => new Server(Echo, { engine }).listen(slip)).toThrow(TypeError);
+      expect(() => new Server(Echo, { engine }).listen(slip)).toThrow(/looks like a host.*'host:port', \[host, port\] or \{ host, port \}.*\{ path: /);
+      expect(existsSync(slip)).toBe(false);
+    }
+    const file = path.join(tempDir(), 'localhost');
+    const server = new Server(Echo, { engine });
+    await server.listen(file);
+    expect(lstatSync(file).isSocket()).toBe(true);
   });
 });
