@@ -21,11 +21,11 @@ export interface RunningExample {
   interrupt(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function spawnTsx(file: string, args: string[], env: Record<string, string>): ChildProcessWithoutNullStreams {
+export function spawnTsx(file: string, args: string[], env: Record<string, string>, cwd = ROOT): ChildProcessWithoutNullStreams {
   // `npx tsx file` minus npx: the tsx CLI, which runs the file in a child node process. In a
   // process group of its own so that Ctrl-C (and the cleanup) reach tsx and its child alike.
   const child = spawn(process.execPath, [TSX_CLI, file, ...args], {
-    cwd: ROOT,
+    cwd,
     env: { ...process.env, ...env, NODE_OPTIONS: '' },
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -1,0 +1,192 @@
+/**
+ * The package as a user gets it: a fresh build, packed by `npm pack`, unpacked into a new
+ * `"type": "module"` project (the README's install steps), then imported, required,
+ * type-checked under the usual tsconfig settings, and the README's examples run against it.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import ts from 'typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Peer, waitFor } from './helpers.js';
+import { ROOT, spawnTsx } from './examples/helpers.js';
+
+const run = promisify(execFile);
+
+let work: string;
+/** The user's project: package.json with "type": "module", trews unpacked in node_modules. */
+let project: string;
+/** What `npm pack` put in the tarball, without the leading `package/`. */
+let packed: string[];
+let manifest: { exports: Record<string, unknown>; typesVersions?: Record<string, Record<string, string[]>> };
+
+beforeAll(async () => {
+  work = mkdtempSync(path.join(os.tmpdir(), 'trews-package-'));
+  // Build into a copy, so the repository's dist/ (and tests using it) are left alone.
+  const staging = path.join(work, 'staging');
+  mkdirSync(staging);
+  for (const file of ['package.json', 'README.md', 'LICENSE', 'src']) cpSync(path.join(ROOT, file), path.join(staging, file), { recursive: true });
+  await run(process.execPath, [path.join(ROOT, 'node_modules/tsup/dist/cli-default.js'), '--out-dir', path.join(staging, 'dist')], { cwd: ROOT });
+  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: staging });
+  const tarball = path.join(work, (JSON.parse(stdout) as Array<{ filename: string }>)[0]!.filename);
+  packed = (await run('tar', ['tzf', tarball])).stdout.split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
+
+  project = path.join(work, 'project');
+  const modules = path.join(project, 'node_modules');
+  mkdirSync(modules, { recursive: true });
+  writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  await run('tar', ['xzf', tarball, '-C', modules]);
+  renameSync(path.join(modules, 'package'), path.join(modules, 'trews'));
+  // What `npm install trews` and `npm install -D @types/node` would add, taken from ours.
+  mkdirSync(path.join(modules, '@types'));
+  for (const dep of ['eventemitter3', 'ws', '@types/node', 'vitest']) symlinkSync(path.join(ROOT, 'node_modules', dep), path.join(modules, dep));
+  manifest = JSON.parse(readFileSync(path.join(modules, 'trews/package.json'), 'utf8'));
+}, 90_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** Every file path named in `exports` and `typesVersions`. */
+function targets(value: unknown): string[] {
+  if (typeof value === 'string') return [value.replace(/^\.\//, '')];
+  if (Array.isArray(value)) return value.flatMap(targets);
+  if (value && typeof value === 'object') return Object.values(value).flatMap(targets);
+  return [];
+}
+
+/** The package names (`eventemitter3`, `@types/node`) in a list of module paths. */
+function packagesIn(paths: string[]): string[] {
+  const names = paths.map((p) => /.*node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(p)?.[1]).filter((n): n is string => n !== undefined);
+  return [...new Set(names)].sort();
+}
+
+/** Type-check `files` in the user's project; returns the diagnostics as "file(line): message". */
+function typeCheck(files: string[], options: ts.CompilerOptions): string[] {
+  const program = ts.createProgram(
+    files.map((f) => path.join(project, f)),
+    { strict: true, noEmit: true, target: ts.ScriptTarget.ES2022, types: ['node'], ...options },
+  );
+  return ts.getPreEmitDiagnostics(program).map((d) => {
+    const where = d.file ? `${path.relative(project, d.file.fileName)}(${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1})` : '';
+    return `${where}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+  });
+}
+
+/** The README's ```ts blocks. */
+function readmeBlocks(): string[] {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  return [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+describe('the npm package', () => {
+  it('holds the ESM and CommonJS builds with their types, README and LICENSE; no tests, benchmarks or examples', () => {
+    expect(packed).toEqual(
+      expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/testing.js', 'dist/testing.cjs']),
+    );
+    expect(packed.filter((f) => /^(test|bench|examples)\//.test(f))).toEqual([]);
+    // Every file that exports or typesVersions points at is in the tarball.
+    const named = [...targets(manifest.exports), ...targets(manifest.typesVersions)];
+    expect(named.length).toBeGreaterThan(8);
+    expect(named.filter((f) => !packed.includes(f))).toEqual([]);
+  });
+
+  it('import and require give the same public names; the root loads no dependency but eventemitter3', async () => {
+    writeFileSync(
+      path.join(project, 'names.mjs'),
+      "const root = await import('trews'), testing = await import('trews/testing');\n" +
+        'console.log(JSON.stringify([Object.keys(root).sort(), Object.keys(testing).sort()]));\n',
+    );
+    writeFileSync(
+      path.join(project, 'names.cjs'),
+      "const root = require('trews'), testing = require('trews/testing');\n" +
+        'console.log(JSON.stringify([Object.keys(root).sort(), Object.keys(testing).sort(), Object.keys(require.cache)]));\n',
+    );
+    const [esm, cjs] = await Promise.all(
+      ['names.mjs', 'names.cjs'].map(async (file) => JSON.parse((await run(process.execPath, [file], { cwd: project })).stdout) as string[][]),
+    );
+    expect(esm![0]).toEqual(expect.arrayContaining(['Engine', 'Server', 'Connection', 'Client', 'Datagram', 'Struct', 'TrewsError']));
+    expect(esm![1]).toEqual(expect.arrayContaining(['runFor', 'settle', 'memoryAddress']));
+    expect(cjs!.slice(0, 2)).toEqual(esm);
+    expect(packagesIn(cjs![2]!)).toEqual(['eventemitter3', 'trews']);
+    // The ESM build: no bare import but eventemitter3 and Node's builtins.
+    const esmSources = packed.filter((f) => /^dist\/.*\.js$/.test(f)).map((f) => readFileSync(path.join(project, 'node_modules/trews', f), 'utf8'));
+    const imported = esmSources.flatMap((s) => [...s.matchAll(/(?:from|import)\s*\(?\s*["']([^"'.][^"']*)["']/g)].map((m) => m[1]!));
+    expect(imported.length).toBeGreaterThan(0);
+    const builtin = (name: string) => name.startsWith('node:') || builtinModules.includes(name);
+    expect([...new Set(imported.filter((name) => !builtin(name)))]).toEqual(['eventemitter3']);
+  });
+
+  it('its types resolve under nodenext (ESM and CommonJS), bundler and node10, without esModuleInterop', () => {
+    // The @ts-expect-error lines fail the check if the types degrade to `any`. Checking the
+    // .d.ts files themselves (skipLibCheck off) takes seconds per program: done once for the
+    // ESM declarations (node10, the strictest about imports) and once for the CommonJS ones.
+    const consumer = `
+import { Connection, Engine, Server, type ConnectError } from 'trews';
+import { runFor } from 'trews/testing';
+class Echo extends Connection {
+  override readDelimiter = '\\n';
+  override onRead(line: Buffer) { this.write(line); }
+  override onConnectError(err: ConnectError) { console.log(err.code); }
+}
+export async function main(): Promise<number> {
+  const engine = new Engine({ clock: 'virtual' });
+  await new Server(Echo, { engine }).listen('memory:echo');
+  // @ts-expect-error now() is a number
+  const wrong: string = engine.now();
+  void wrong;
+  // @ts-expect-error runFor resolves with a number
+  const late: Promise<string> = runFor(engine, 10);
+  return late.then(Number);
+}
+`;
+    writeFileSync(path.join(project, 'consumer.ts'), consumer);
+    writeFileSync(path.join(project, 'consumer.cts'), consumer);
+    const base = { skipLibCheck: true, esModuleInterop: false, allowSyntheticDefaultImports: false };
+    const libs = { ...base, skipLibCheck: false };
+    const { ModuleKind: M, ModuleResolutionKind: R } = ts;
+    expect({
+      'nodenext, ESM': typeCheck(['consumer.ts'], { ...base, module: M.NodeNext, moduleResolution: R.NodeNext }),
+      'nodenext, CommonJS (.cts)': typeCheck(['consumer.cts'], { ...libs, module: M.NodeNext, moduleResolution: R.NodeNext }),
+      'node16, ESM': typeCheck(['consumer.ts'], { ...base, module: M.Node16, moduleResolution: R.Node16 }),
+      bundler: typeCheck(['consumer.ts'], { ...base, module: M.ESNext, moduleResolution: R.Bundler }),
+      'node10, CommonJS': typeCheck(['consumer.ts'], { ...libs, module: M.CommonJS, moduleResolution: R.Node10 }),
+    }).toEqual({ 'nodenext, ESM': [], 'nodenext, CommonJS (.cts)': [], 'node16, ESM': [], bundler: [], 'node10, CommonJS': [] });
+  });
+});
+
+describe('the README, against the package', () => {
+  it('every complete TypeScript example (one that imports trews) type-checks as a user would compile it', () => {
+    const complete = readmeBlocks().filter((code) => /from 'trews(\/[a-z.-]+)?'/.test(code));
+    expect(complete.length).toBeGreaterThanOrEqual(6);
+    const dir = path.join(project, 'readme');
+    mkdirSync(dir, { recursive: true });
+    complete.forEach((code, i) => writeFileSync(path.join(dir, `example-${i + 1}.ts`), code));
+    const files = readdirSync(dir).map((f) => path.join('readme', f));
+    expect(typeCheck(files, { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, skipLibCheck: true })).toEqual([]);
+  });
+
+  it('the first example runs as written (npx tsx shout.ts) and shouts back over a real socket', async () => {
+    const shout = readmeBlocks()[0]!;
+    expect(shout).toContain('await server.listen(4000);');
+    // Port 0 instead of 4000: the one change, so parallel runs never collide.
+    writeFileSync(path.join(project, 'shout.ts'), shout.replace('listen(4000)', 'listen(0)'));
+    const child = spawnTsx('shout.ts', [], {}, project);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await waitFor(() => /port: \d+/.test(out), (wake) => child.stdout.once('data', wake), 'the "listening on" line', 15_000, () => `stdout: ${out}; stderr: ${err}`);
+    const port = Number(/port: (\d+)/.exec(out)![1]);
+
+    const peer = new Peer(port);
+    await peer.write('hello there\nbye\n');
+    await peer.untilClosed();
+    expect(peer.text).toBe('Hello! I shout back. Send "bye" to leave.\nHELLO THERE\nBYE!\n');
+    expect(peer.ended).toBe(true);
+    expect(err).toBe('');
+  });
+});
