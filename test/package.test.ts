@@ -3,7 +3,7 @@
  * `"type": "module"` project (the README's install steps), then imported, required,
  * type-checked under the usual tsconfig settings, and the README's examples run against it.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import os from 'node:os';
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Peer, waitFor } from './helpers.js';
+import { onCleanup, Peer, waitFor } from './helpers.js';
 import { ROOT, spawnTsx } from './examples/helpers.js';
 
 const run = promisify(execFile);
@@ -169,24 +169,44 @@ describe('the README, against the package', () => {
     expect(typeCheck(files, { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, skipLibCheck: true })).toEqual([]);
   });
 
-  it('the first example runs as written (npx tsx shout.ts) and shouts back over a real socket', async () => {
+  /** The README's first example, listening on port 0 instead of 4000 (the one change) so parallel runs never collide. */
+  function shoutExample(): string {
     const shout = readmeBlocks()[0]!;
     expect(shout).toContain('await server.listen(4000);');
-    // Port 0 instead of 4000: the one change, so parallel runs never collide.
-    writeFileSync(path.join(project, 'shout.ts'), shout.replace('listen(4000)', 'listen(0)'));
-    const child = spawnTsx('shout.ts', [], {}, project);
+    return shout.replace('listen(4000)', 'listen(0)');
+  }
+
+  /** Wait for the example's "listening on" line, then talk to it as `nc` would. */
+  async function shoutsBack(child: ChildProcess): Promise<void> {
     let out = '';
     let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    await waitFor(() => /port: \d+/.test(out), (wake) => child.stdout.once('data', wake), 'the "listening on" line', 15_000, () => `stdout: ${out}; stderr: ${err}`);
-    const port = Number(/port: (\d+)/.exec(out)![1]);
-
-    const peer = new Peer(port);
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = () => child.exitCode !== null || child.signalCode !== null;
+    const wake = (fn: () => void) => {
+      child.stdout!.once('data', fn);
+      child.once('exit', fn);
+    };
+    await waitFor(() => /port: \d+/.test(out) || exited(), wake, 'the "listening on" line', 15_000, () => `stdout: ${out}; stderr: ${err}`);
+    expect(exited() ? `exited: ${err}` : 'running').toBe('running');
+    const peer = new Peer(Number(/port: (\d+)/.exec(out)![1]));
     await peer.write('hello there\nbye\n');
     await peer.untilClosed();
     expect(peer.text).toBe('Hello! I shout back. Send "bye" to leave.\nHELLO THERE\nBYE!\n');
     expect(peer.ended).toBe(true);
     expect(err).toBe('');
+  }
+
+  it('the first example runs as written (npx tsx shout.ts) and shouts back over a real socket', async () => {
+    writeFileSync(path.join(project, 'shout.ts'), shoutExample());
+    await shoutsBack(spawnTsx('shout.ts', [], {}, project));
+  });
+
+  it('its JavaScript form (without override, as const and : string) runs with node shout.mjs', async () => {
+    const js = shoutExample().replaceAll('override ', '').replace(' as const', '').replace('(line: string)', '(line)');
+    writeFileSync(path.join(project, 'shout.mjs'), js);
+    const child = spawn(process.execPath, ['shout.mjs'], { cwd: project, stdio: ['ignore', 'pipe', 'pipe'] });
+    onCleanup(() => child.kill('SIGKILL'));
+    await shoutsBack(child);
   });
 });
