@@ -6,6 +6,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { Engine, debug } from './engine.js';
 import { HookError, ReadError, WriteError } from './errors.js';
+import { publishError } from './diagnostics.js';
 
 export interface ChannelOptions {
   /** The engine this channel lives in (default: `Engine.instance()`). */
@@ -158,7 +159,9 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
       this.destroy();
       return;
     }
-    this._hook('onError', new HookError(hook, thrown));
+    const err = new HookError(hook, thrown);
+    this._errorReported('onError', err);
+    this._hook('onError', err);
   }
 
   /**
@@ -167,7 +170,16 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
    */
   protected _fail(hook: string, err: Error, awaited = false): void {
     if (awaited || this.listenerCount(eventOf(hook) as never) > 0) received.add(err);
+    this._errorReported(hook, err);
     this._hook(hook, err);
+  }
+
+  /**
+   * An error is about to reach `hook`: publish it (`trews:error`, `NODE_DEBUG=trews`).
+   * Subclasses also keep the first one, for their close report.
+   */
+  protected _errorReported(hook: string, err: Error): void {
+    publishError(this, hook, err);
   }
 
   /** The default body of every specific error hook. */

@@ -14,6 +14,7 @@ import * as dns from 'node:dns';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Channel, Outcome, defineFieldAccessors, describeBriefly, eventOf, type ChannelEvents, type ChannelOptions } from './channel.js';
+import { observingClose, publishClose, publishError } from './diagnostics.js';
 import { debug, type Timer } from './engine.js';
 import { formatAddress, parseAddress, toAddress, type AddressInput, type Family, type InetAddress } from './address.js';
 import {
@@ -153,6 +154,8 @@ export class Datagram extends Channel<DatagramEvents> {
 
   #queue: Queued[] = [];
   #queueBytes = 0;
+  /** The first error handed to an error hook: the close report's reason. */
+  #failure: Error | null = null;
   #inFlight = 0;
   #inFlightBytes = 0;
   #wantDrain = false;
@@ -518,7 +521,7 @@ export class Datagram extends Channel<DatagramEvents> {
       if (frame === null) {
         if (rb.overflow === 0) break;
         sender.skipping = true;
-        this._hook('onOverflowError', new OverflowError(rb.bufferSize, rb.overflow), address);
+        this.#failPacket('onOverflowError', new OverflowError(rb.bufferSize, rb.overflow), address);
         continue;
       }
       sender.skipping = false;
@@ -581,7 +584,7 @@ export class Datagram extends Channel<DatagramEvents> {
     if (sender.rb.length === 0) return; // only discarding an oversized frame: nothing to lose
     const rest = sender.rb.drain();
     const err = new TruncatedFrameError(`${formatAddress(sender.address)} sent ${rest.length} bytes of an unfinished frame, then ${why}`, rest);
-    this._hook('onReadError', err, sender.address);
+    this.#failPacket('onReadError', err, sender.address);
   }
 
   /** One timer, due when the least recently heard sender expires. */
@@ -606,7 +609,7 @@ export class Datagram extends Channel<DatagramEvents> {
   #onSocketError = (err: SystemErrorLike): void => {
     debug('%s: socket error in state %s: %s', String(this), this.#state, err.message);
     if (this.#state !== 'open') return;
-    this._hook('onReadError', new ReadError(`receive failed: ${err.code ?? err.message}`, { cause: err }), null);
+    this.#failPacket('onReadError', new ReadError(`receive failed: ${err.code ?? err.message}`, { cause: err }), null);
   };
 
   // ---- writing -----------------------------------------------------------------------------
@@ -668,7 +671,13 @@ export class Datagram extends Channel<DatagramEvents> {
     if (this.#state !== 'open') return;
     const destination = { address: host, port };
     const where = formatAddress({ kind: 'inet', host, port });
-    this._hook('onWriteError', new WriteError(`send to ${where} failed: ${err.code ?? err.message}`, { cause: err }), destination);
+    this.#failPacket('onWriteError', new WriteError(`send to ${where} failed: ${err.code ?? err.message}`, { cause: err }), destination);
+  }
+
+  /** A failure of one datagram: published (trews:error), but the channel stays open, so it is not the close report's reason. */
+  #failPacket(hook: string, err: Error, where: unknown): void {
+    publishError(this, hook, err);
+    this._hook(hook, err, where);
   }
 
   #afterSend(): void {
@@ -738,7 +747,10 @@ export class Datagram extends Channel<DatagramEvents> {
   destroy(err?: Error): void {
     if (this.#state === 'closed') return;
     if (this.#state !== 'closing') this.#state = 'closing';
-    if (err !== undefined) this._hook('onError', err);
+    if (err !== undefined) {
+      this._errorReported('onError', err);
+      this._hook('onError', err);
+    }
     this.#abort();
   }
 
@@ -782,8 +794,14 @@ export class Datagram extends Channel<DatagramEvents> {
     this.#binding?.reject(new ListenError(`${String(this)} was closed while binding`));
     this.#binding = null;
     this.engine._unregister(this);
+    if (observingClose()) publishClose({ channel: this, reason: this.#failure === null ? 'local' : 'error', error: this.#failure, bytesRead: 0, bytesWritten: 0, forced: false });
     this._hook('onClose');
     this.#closedOutcome.resolve();
+  }
+
+  protected override _errorReported(hook: string, err: Error): void {
+    this.#failure ??= err;
+    super._errorReported(hook, err);
   }
 
   override toString(): string {

@@ -6,6 +6,7 @@
 import * as net from 'node:net';
 import { lstat, unlink } from 'node:fs/promises';
 import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from './channel.js';
+import { observingClose, publishClose } from './diagnostics.js';
 import { debug } from './engine.js';
 import { formatAddress, looksLikeHost, parseAddress, slipAdvice, toAddress, type Address, type AddressInput, type Endpoint } from './address.js';
 import { ListenError, StateError } from './errors.js';
@@ -63,6 +64,8 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   #listenClosed = true;
   readonly #closedOutcome = Outcome.create<{ forced: number }>();
   #forced = 0;
+  /** The first error handed to an error hook: the close report's reason. */
+  #failure: Error | null = null;
 
   constructor(ConnectionClass?: StreamClass<C> | StreamServerOptions, options: StreamServerOptions = {}) {
     if (typeof ConnectionClass === 'object') {
@@ -327,8 +330,14 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.engine._unregister(this);
+    if (observingClose()) publishClose({ channel: this, reason: this.#failure === null ? 'local' : 'error', error: this.#failure, bytesRead: 0, bytesWritten: 0, forced: false });
     this._hook('onClose');
     this.#closedOutcome.resolve({ forced: this.#forced });
+  }
+
+  protected override _errorReported(hook: string, err: Error): void {
+    this.#failure ??= err;
+    super._errorReported(hook, err);
   }
 
   override toString(): string {

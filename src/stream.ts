@@ -10,6 +10,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { Channel, Outcome, defineFieldAccessors, type ChannelEvents, type ChannelOptions } from './channel.js';
 import { debug, type Timer } from './engine.js';
+import { observingClose, observingOpen, publishClose, publishOpen } from './diagnostics.js';
 import { formatAddress, parseAddress, toAddress, unixPathSlip, type Address, type AddressInput, type Endpoint } from './address.js';
 import {
   ClosedError,
@@ -218,6 +219,8 @@ const FATAL = 1 << 14;
 const CONNECTED = 1 << 15;
 /** onWrite is due on the next tick. */
 const DRAIN_SCHEDULED = 1 << 16;
+/** The peer finished (FIN) while the stream was open: the close report's reason is 'peer'. */
+const PEER_ENDED = 1 << 17;
 
 type Settle<T> = ReturnType<typeof Outcome.create<T>>;
 
@@ -249,6 +252,8 @@ class Occasional {
   closed: Settle<void> | null = null;
   /** Decodes unframed chunks (a multi-byte character may span two). */
   decoder: StringDecoder | null = null;
+  /** The first error handed to an error hook: the close report's reason. */
+  failure: Error | null = null;
 }
 
 export class Stream extends Channel<StreamEvents> {
@@ -606,6 +611,7 @@ export class Stream extends Channel<StreamEvents> {
     }
     this.#state = 'open';
     this.#armTimeouts(true);
+    if (observingOpen()) publishOpen(this, this.#is(ACCEPTED), this._owner, this.remoteAddress, this.localAddress);
     this._hook('onConnect');
     connecting?.resolve();
     this.#flush();
@@ -793,6 +799,7 @@ export class Stream extends Channel<StreamEvents> {
       return;
     }
     this.#set(EOF);
+    if (this.#state === 'open') this.#set(PEER_ENDED);
     this.#dispatch();
   }
 
@@ -1220,7 +1227,10 @@ export class Stream extends Channel<StreamEvents> {
   destroy(err?: Error): void {
     if (this.#state === 'closed') return;
     this.#enterClosing();
-    if (err !== undefined) this._hook('onError', err);
+    if (err !== undefined) {
+      this._errorReported('onError', err);
+      this._hook('onError', err);
+    }
     this.#abort();
   }
 
@@ -1365,7 +1375,7 @@ export class Stream extends Channel<StreamEvents> {
     this.#handed -= this.#inSocket; // what the lost socket still held never went out
     this.#inSocket = 0;
     this.#rb = null;
-    this.#clear(EOF | END_REQUESTED | SECURE | HANDSHAKING | CONNECTED);
+    this.#clear(EOF | END_REQUESTED | SECURE | HANDSHAKING | CONNECTED | PEER_ENDED);
     this.#local = null;
     const more = this.#more;
     more.decoder = null;
@@ -1397,8 +1407,20 @@ export class Stream extends Channel<StreamEvents> {
       pending?.reject(new ClosedError(`${String(this)} closed before ${this.#is(HANDSHAKING) ? 'the TLS handshake completed' : 'connecting'}`));
     }
     this._owner?._streamClosed(this);
+    if (observingClose()) this.#publishClose();
     this._hook('onClose');
     this.#occasional?.closed?.resolve();
+  }
+
+  #publishClose(): void {
+    const failure = this.#occasional?.failure ?? null;
+    const reason = failure !== null ? 'error' : this.#is(PEER_ENDED) ? 'peer' : 'local';
+    publishClose({ channel: this, reason, error: failure, bytesRead: this.bytesRead, bytesWritten: this.bytesWritten, forced: this.#is(FORCED) });
+  }
+
+  protected override _errorReported(hook: string, err: Error): void {
+    this.#more.failure ??= err;
+    super._errorReported(hook, err);
   }
 
   override toString(): string {
