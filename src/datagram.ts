@@ -28,7 +28,7 @@ import {
   WriteError,
   type SystemErrorLike,
 } from './errors.js';
-import { ReadBuffer, compileDelimiter, decodeMatch, type CompiledDelimiter, type Delimiter } from './framing.js';
+import { ReadBuffer, compileDelimiter, decodeMatch, type CompiledDelimiter, type Delimiter, type FrameArgs } from './framing.js';
 import type { CloseOptions } from './stream.js';
 
 /** Resolves host names for sends (and the bind address); `dns.lookup` semantics. */
@@ -119,11 +119,24 @@ const ENCODINGS = new Set(['utf8', 'utf-8', 'utf16le', 'utf-16le', 'ucs2', 'ucs-
 
 const dnsLookup: DatagramLookup = (hostname, family, callback) => dns.lookup(hostname, { family }, callback);
 
+/** DatagramEvents of a datagram class T: `'read'` carries what T's `onRead` receives. */
+export type DatagramEventsOf<T extends Datagram> = Omit<DatagramEvents, 'read'> & { read: Parameters<T['onRead']> };
+
+// Listener types follow the class (`this`), so a `'read'` listener is typed like `onRead`.
+export interface Datagram {
+  on<E extends keyof DatagramEvents>(event: E, fn: (...args: DatagramEventsOf<this>[E]) => void, context?: unknown): this;
+  addListener<E extends keyof DatagramEvents>(event: E, fn: (...args: DatagramEventsOf<this>[E]) => void, context?: unknown): this;
+  once<E extends keyof DatagramEvents>(event: E, fn: (...args: DatagramEventsOf<this>[E]) => void, context?: unknown): this;
+  off<E extends keyof DatagramEvents>(event: E, fn?: (...args: DatagramEventsOf<this>[E]) => void, context?: unknown, once?: boolean): this;
+  removeListener<E extends keyof DatagramEvents>(event: E, fn?: (...args: DatagramEventsOf<this>[E]) => void, context?: unknown, once?: boolean): this;
+}
+
 export class Datagram extends Channel<DatagramEvents> {
   /** How each sender's bytes are cut into messages; takes effect for bytes already buffered. */
   declare readDelimiter: Delimiter;
   /** Deliver strings in this encoding (null: Buffers). */
-  declare encoding: BufferEncoding | null;
+  // `string & {}`: a subclass's `encoding = 'utf8'` is typed string, not 'utf8' (the runtime check names the accepted ones).
+  declare encoding: BufferEncoding | (string & {}) | null;
   /** The most bytes one frame or one sender's unframed remainder may hold. */
   declare bufferSize: number;
 
@@ -226,10 +239,10 @@ export class Datagram extends Channel<DatagramEvents> {
 
   /**
    * A whole frame arrived from `address` (the last argument). `Struct` delimiters:
-   * `onRead(...values, address)`; sticky RegExp: `onRead(match, address)`.
+   * `onRead(...values, address)`; sticky RegExp: `onRead(match, address)`. Typed as for Stream.
    */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any, @typescript-eslint/no-unused-vars
-  onRead(data: any, ...rest: any[]): void {}
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  onRead(...args: FrameArgs<this['readDelimiter'], this['encoding'], [address: InetAddress]>): void {}
 
   /** Every datagram written has been handed to the OS: the drain signal. */
   onWrite(): void {}
@@ -413,13 +426,14 @@ export class Datagram extends Channel<DatagramEvents> {
     this.#delimiter = value;
   }
 
-  #applyEncoding(value: BufferEncoding | null): void {
+  #applyEncoding(value: string | null): void {
     if (value !== null && !ENCODINGS.has(value)) {
       throw new TypeError(`encoding must be null (Buffers) or a Buffer encoding such as 'utf8', got ${String(value)}`);
     }
-    this.#encoding = value;
+    const encoding = value as BufferEncoding | null; // checked just above
+    this.#encoding = encoding;
     // A string delimiter's bytes depend on the encoding.
-    if (typeof this.#delimiter === 'string') this.#compiled = compileDelimiter(this.#delimiter, value);
+    if (typeof this.#delimiter === 'string') this.#compiled = compileDelimiter(this.#delimiter, encoding);
   }
 
   #applyBufferSize(value: number): void {
@@ -484,7 +498,7 @@ export class Datagram extends Channel<DatagramEvents> {
     if (this.#state !== 'open') return;
     const data = this.#encoding === null ? msg : msg.toString(this.#encoding);
     try {
-      this.onRead(data, address);
+      (this as Datagram).onRead(data, address);
       if (this._listened('read')) this.emit('read', data, address);
     } catch (err) {
       this._hookThrew('onRead', err);
@@ -548,14 +562,14 @@ export class Datagram extends Channel<DatagramEvents> {
     try {
       if (d.kind === 'struct') {
         const values = d.struct.unpack(frame);
-        this.onRead.apply(this, [...values, address] as [unknown]);
+        (this as Datagram).onRead.apply(this, [...values, address]);
         if (this._listened('read')) this.emit('read', ...values, address);
         return;
       }
       let data: unknown;
       if (d.kind === 'regex' && d.sticky) data = decodeMatch(rb.match!, this.#encoding);
       else data = this.#encoding === null ? frame : frame.toString(this.#encoding);
-      this.onRead(data, address);
+      (this as Datagram).onRead(data, address);
       if (this._listened('read')) this.emit('read', data, address);
     } catch (err) {
       this._hookThrew('onRead', err);
@@ -572,7 +586,7 @@ export class Datagram extends Channel<DatagramEvents> {
     const rest = sender.rb.drain();
     const data = this.#encoding === null ? rest : rest.toString(this.#encoding);
     try {
-      this.onRead(data, address);
+      (this as Datagram).onRead(data, address);
       if (this._listened('read')) this.emit('read', data, address);
     } catch (err) {
       this._hookThrew('onRead', err);
@@ -813,7 +827,7 @@ export class Datagram extends Channel<DatagramEvents> {
     // fields (`readDelimiter = '\n'`): see #syncFields.
     defineFieldAccessors<Datagram>(Datagram.prototype, (o) => #senders in o, {
       readDelimiter: { fallback: null, get: (d) => d.#delimiter, set: (d, v: Delimiter) => d.#applyDelimiter(v) },
-      encoding: { fallback: null, get: (d) => d.#encoding, set: (d, v: BufferEncoding | null) => d.#applyEncoding(v) },
+      encoding: { fallback: null, get: (d) => d.#encoding, set: (d, v: string | null) => d.#applyEncoding(v) },
       bufferSize: { fallback: undefined, get: (d) => d.#bufferSize, set: (d, v: number) => d.#applyBufferSize(v) },
     });
   }

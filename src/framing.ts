@@ -7,10 +7,44 @@
  * framing is O(n) in bytes received whatever the chunking (Netty #759, Pants' 3.9 MB/s).
  */
 import { Buffer } from 'node:buffer';
-import { Struct } from './struct.js';
+import { Struct, type StructValue, type StructValues } from './struct.js';
 
 /** What `readDelimiter` accepts. */
 export type Delimiter = null | string | Uint8Array | number | RegExp | Struct;
+
+/**
+ * The arguments `onRead` receives, from the types a channel class gives `readDelimiter` (D)
+ * and `encoding` (E), then `Tail` (a datagram's sender address): a Struct's values
+ * (`Struct<'!2H'>`: `[number, number]`); `[match]` for a RegExp typed
+ * `RegExp & { sticky: true }`; else `[string]` when E is a string, `[Buffer]` when it is
+ * `null`. `any` where the types do not tell: the base class's `Delimiter`, a plain RegExp
+ * (sticky or not), a union of kinds, or an encoding the class does not declare.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type FrameArgs<D, E, Tail extends any[] = []> = FrameTuples<D, Tail>[FrameKind<D, E>];
+
+// A lookup by key, not a conditional type: while `this` is unresolved (a subclass's
+// `override onRead(line: string)`, `this.on('read', ...)` in a class body) the lookup's
+// constraint includes `any`, so TypeScript accepts what the subclass writes.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+interface FrameTuples<D, Tail extends any[]> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  unknown: any;
+  struct: [...(D extends Struct<infer F> ? StructValues<F> : StructValue[]), ...Tail];
+  match: [match: RegExpExecArray, ...Tail];
+  bytes: [data: Buffer, ...Tail];
+  text: [data: string, ...Tail];
+}
+
+type FrameKind<D, E> = Delimiter extends D
+  ? 'unknown'
+  : [D] extends [Struct]
+    ? 'struct'
+    : [D] extends [RegExp & { readonly sticky: true }]
+      ? 'match'
+      : [D] extends [null | string | Uint8Array | number]
+        ? [E] extends [null] ? 'bytes' : [E] extends [string] ? 'text' : 'unknown'
+        : 'unknown';
 
 export type CompiledDelimiter =
   | { readonly kind: 'chunk' }

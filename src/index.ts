@@ -1,13 +1,13 @@
 export { Engine, Timer, type EngineOptions, type EngineEvents } from './engine.js';
 export { Channel, type ChannelOptions, type ChannelEvents } from './channel.js';
-export { Stream, type StreamOptions, type StreamEvents, type ConnectOptions, type CloseOptions, type WriteFileOptions } from './stream.js';
+export { Stream, type StreamOptions, type StreamEvents, type StreamEventsOf, type ConnectOptions, type CloseOptions, type WriteFileOptions } from './stream.js';
 export { StreamServer, type StreamServerOptions, type StreamServerEvents, type ListenOptions, type StreamClass } from './stream-server.js';
 export { Server } from './server.js';
 export { Connection } from './connection.js';
 export { Client } from './client.js';
 export { type TLSClientOptions, type TLSServerOptions } from './tls.js';
-export { Struct, type StructValue, type StructInput } from './struct.js';
-export { ReadBuffer, compileDelimiter, type Delimiter } from './framing.js';
+export { Struct, type StructValue, type StructValues, type StructInput } from './struct.js';
+export { ReadBuffer, compileDelimiter, type Delimiter, type FrameArgs } from './framing.js';
 export {
   TrewsError,
   ConnectError,
@@ -26,7 +26,7 @@ export {
 } from './errors.js';
 export { type LinkOptions } from './memory.js';
 export { parseAddress, formatAddress, type Address, type AddressInput, type InetAddress, type Family, type Endpoint } from './address.js';
-export { Datagram, MAX_DATAGRAM_IPV4, MAX_DATAGRAM_IPV6, type DatagramOptions, type DatagramListenOptions, type DatagramEvents, type DatagramAddressInput, type DatagramLookup, type Destination } from './datagram.js';
+export { Datagram, MAX_DATAGRAM_IPV4, MAX_DATAGRAM_IPV6, type DatagramOptions, type DatagramListenOptions, type DatagramEvents, type DatagramEventsOf, type DatagramAddressInput, type DatagramLookup, type Destination } from './datagram.js';
 export { Packets, PacketConnection, PacketClient, framePacket, PACKET_HEADER, DEFAULT_MAX_PACKET_SIZE, MAX_PACKET_SIZE, type PacketOptions, type PacketEvents, type PacketChannel, type PacketMembers, type TypedEvents } from './packet.js';
 export { jsonCodec, msgpackCodec, CodecError, type Codec, type MessagePackLike } from './codec.js';
 export { Messages, MessageConnection, MessageClient, RemoteError, LimitError, MAX_REQUEST_ID, DEFAULT_MAX_IN_FLIGHT, type MessageOptions, type MessageEvents, type MessageChannel, type MessageMembers, type MessageKind, type SentMessage, type CloseReport, type CloseMode, type MessageCloseOptions, type RequestOptions } from './message.js';

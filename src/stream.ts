@@ -22,7 +22,7 @@ import {
   TruncatedFrameError,
   WriteError,
 } from './errors.js';
-import { CHUNKS, NO_BYTES, ReadBuffer, compileDelimiter, decodeMatch, type CompiledDelimiter, type Delimiter } from './framing.js';
+import { CHUNKS, NO_BYTES, ReadBuffer, compileDelimiter, decodeMatch, type CompiledDelimiter, type Delimiter, type FrameArgs } from './framing.js';
 import { connectMemory } from './memory.js';
 import { Struct, type StructInput } from './struct.js';
 import {
@@ -256,11 +256,24 @@ class Occasional {
   failure: Error | null = null;
 }
 
+/** StreamEvents of a stream class T: `'read'` carries what T's `onRead` receives. */
+export type StreamEventsOf<T extends Stream> = Omit<StreamEvents, 'read'> & { read: Parameters<T['onRead']> };
+
+// Listener types follow the class (`this`), so a `'read'` listener is typed like `onRead`.
+export interface Stream {
+  on<E extends keyof StreamEvents>(event: E, fn: (...args: StreamEventsOf<this>[E]) => void, context?: unknown): this;
+  addListener<E extends keyof StreamEvents>(event: E, fn: (...args: StreamEventsOf<this>[E]) => void, context?: unknown): this;
+  once<E extends keyof StreamEvents>(event: E, fn: (...args: StreamEventsOf<this>[E]) => void, context?: unknown): this;
+  off<E extends keyof StreamEvents>(event: E, fn?: (...args: StreamEventsOf<this>[E]) => void, context?: unknown, once?: boolean): this;
+  removeListener<E extends keyof StreamEvents>(event: E, fn?: (...args: StreamEventsOf<this>[E]) => void, context?: unknown, once?: boolean): this;
+}
+
 export class Stream extends Channel<StreamEvents> {
   /** How incoming bytes are cut into messages; takes effect for bytes already buffered. */
   declare readDelimiter: Delimiter;
   /** Deliver strings in this encoding (null: Buffers). */
-  declare encoding: BufferEncoding | null;
+  // `string & {}`: a subclass's `encoding = 'utf8'` is typed string, not 'utf8' (the runtime check names the accepted ones).
+  declare encoding: BufferEncoding | (string & {}) | null;
   /** The most bytes one frame or one unframed remainder may hold. */
   declare bufferSize: number;
   /** Inactivity limit in ms for reads and writes together (0: off), on the Engine clock. */
@@ -451,9 +464,13 @@ export class Stream extends Channel<StreamEvents> {
   /** The connection is established (for a server's connection: accepted). */
   onConnect(): void {}
 
-  /** A whole frame arrived (`Struct` delimiters: its values; sticky RegExp: the match). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any, @typescript-eslint/no-unused-vars
-  onRead(data: any, ...rest: any[]): void {}
+  /**
+   * A whole frame arrived (`Struct` delimiters: its values; sticky RegExp: the match). The
+   * parameter types follow the class's `readDelimiter` and `encoding` types (see FrameArgs);
+   * `'read'` listeners get what an override declares.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  onRead(...args: FrameArgs<this['readDelimiter'], this['encoding']>): void {}
 
   /** Everything queued has been handed to the OS: the drain signal. */
   onWrite(): void {}
@@ -743,14 +760,15 @@ export class Stream extends Channel<StreamEvents> {
     this.#rb?.setDelimiter(compiled);
   }
 
-  #applyEncoding(value: BufferEncoding | null): void {
+  #applyEncoding(value: string | null): void {
     if (value !== null && !ENCODINGS.has(value)) {
       throw new TypeError(`encoding must be null (Buffers) or a Buffer encoding such as 'utf8', got ${String(value)}`);
     }
-    this.#encoding = value;
+    const encoding = value as BufferEncoding | null; // checked just above
+    this.#encoding = encoding;
     if (this.#occasional !== null) this.#occasional.decoder = null;
     // A string delimiter's bytes depend on the encoding.
-    if (typeof this.#delimiter === 'string') this.#setFraming(compileDelimiter(this.#delimiter, value));
+    if (typeof this.#delimiter === 'string') this.#setFraming(compileDelimiter(this.#delimiter, encoding));
   }
 
   #applyBufferSize(value: number): void {
@@ -855,7 +873,7 @@ export class Stream extends Channel<StreamEvents> {
     try {
       if (d.kind === 'struct') {
         const values = d.struct.unpack(frame);
-        this.onRead.apply(this, values as [unknown]);
+        (this as Stream).onRead.apply(this, values);
         if (this._listened('read')) this.emit('read', ...values);
         return;
       }
@@ -864,7 +882,7 @@ export class Stream extends Channel<StreamEvents> {
       else if (this.#encoding === null) data = frame;
       else if (d.kind === 'chunk') data = (this.#more.decoder ??= new StringDecoder(this.#encoding)).write(frame);
       else data = frame.toString(this.#encoding);
-      this.onRead(data);
+      (this as Stream).onRead(data);
       if (this._listened('read')) this.emit('read', data);
     } catch (err) {
       this._hookThrew('onRead', err);
@@ -901,7 +919,7 @@ export class Stream extends Channel<StreamEvents> {
   #deliverTail(data: string | Buffer): void {
     if (this.#state !== 'open') return;
     try {
-      this.onRead(data);
+      (this as Stream).onRead(data);
       if (this._listened('read')) this.emit('read', data);
     } catch (err) {
       this._hookThrew('onRead', err);
@@ -1470,7 +1488,7 @@ export class Stream extends Channel<StreamEvents> {
     // fields (`readDelimiter = '\n'`, `readTimeout = 30_000`): see #syncFields.
     defineFieldAccessors<Stream>(Stream.prototype, (o) => #rb in o, {
       readDelimiter: { fallback: null, get: (s) => s.#delimiter, set: (s, v: Delimiter) => s.#applyDelimiter(v) },
-      encoding: { fallback: null, get: (s) => s.#encoding, set: (s, v: BufferEncoding | null) => s.#applyEncoding(v) },
+      encoding: { fallback: null, get: (s) => s.#encoding, set: (s, v: string | null) => s.#applyEncoding(v) },
       bufferSize: { fallback: undefined, get: (s) => s.#bufferSize, set: (s, v: number) => s.#applyBufferSize(v) },
       idleTimeout: { fallback: 0, get: (s) => s.#idleTimeout, set: (s, v: number) => s.#applyTimeouts(v, s.#readTimeout) },
       readTimeout: { fallback: 0, get: (s) => s.#readTimeout, set: (s, v: number) => s.#applyTimeouts(s.#idleTimeout, v) },

@@ -24,6 +24,47 @@ export type StructValue = number | bigint | boolean | Buffer;
 /** A value accepted by `pack`: strings are UTF-8 encoded for `c s p`. */
 export type StructInput = StructValue | Uint8Array | string;
 
+/**
+ * The tuple `unpack` returns for a format string literal: `StructValues<'!2Hq'>` is
+ * `[number, number, bigint]`. A format only known at run time, a repeat count over 99 or a
+ * bad format give `StructValue[]`.
+ */
+export type StructValues<F extends string> = string extends F
+  ? StructValue[]
+  : F extends `${'=' | '<' | '>' | '!'}${infer Rest}`
+    ? Fields<Rest, false>
+    : Fields<F extends `@${infer Rest}` ? Rest : F, true>;
+
+// The type-level twin of the constructor's parser below: one code at a time, digits first.
+type Digit = '0' | '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | '9';
+interface CodeValues {
+  c: Buffer; '?': boolean; b: number; B: number; h: number; H: number; i: number; I: number;
+  q: bigint; Q: bigint; e: number; f: number; d: number; s: Buffer; p: Buffer;
+}
+/** What one code unpacks to (never: a bad code). `l L` are 8 bytes with native sizes; `n N` exist only there. */
+type CodeValue<C extends string, Native extends boolean> = C extends keyof CodeValues
+  ? CodeValues[C]
+  : C extends 'l' | 'L' ? (Native extends true ? bigint : number)
+  : C extends 'n' | 'N' ? (Native extends true ? bigint : never)
+  : never;
+type Repeat<T, N extends number, Acc extends unknown[] = []> = Acc['length'] extends N ? Acc : Repeat<T, N, [...Acc, T]>;
+type Fields<S extends string, Native extends boolean, Acc extends unknown[] = [], Count extends string = ''> =
+  S extends `${infer C}${infer Rest}`
+    ? C extends Digit
+      ? Fields<Rest, Native, Acc, `${Count}${C}`>
+      : Count extends '' // no count: whitespace is skipped, like Python
+        ? C extends ' ' | '\t' | '\n' | '\r' | '\v' | '\f' ? Fields<Rest, Native, Acc> : Counted<Rest, Native, Acc, C, 1>
+        : Count extends `${Digit}` | `${Digit}${Digit}`
+          ? Count extends `${infer N extends number}` ? Counted<Rest, Native, Acc, C, N> : StructValue[] // '07'
+          : StructValue[]
+    : Count extends '' ? Acc : StructValue[];
+/** N of code C: `s p` are one Buffer whatever N, `x` is padding. */
+type Counted<Rest extends string, Native extends boolean, Acc extends unknown[], C extends string, N extends number> =
+  C extends 'x' ? Fields<Rest, Native, Acc>
+  : [CodeValue<C, Native>] extends [never] ? StructValue[]
+  : C extends 's' | 'p' ? Fields<Rest, Native, [...Acc, Buffer]>
+  : Fields<Rest, Native, [...Acc, ...Repeat<CodeValue<C, Native>, N>]>;
+
 // Field kinds; a switch on small ints keeps the pack/unpack loops monomorphic.
 const PAD = 0, CHAR = 1, BOOL = 2, I8 = 3, U8 = 4, I16 = 5, U16 = 6, I32 = 7, U32 = 8;
 const I64 = 9, U64 = 10, F16 = 11, F32 = 12, F64 = 13, STR = 14, PSTR = 15;
@@ -55,7 +96,13 @@ interface Field {
   readonly code: string;
 }
 
-export class Struct {
+/**
+ * A compiled format. `new Struct('!2H')` is a `Struct<'!2H'>`, whose `unpack` returns
+ * `[number, number]` (see StructValues); a plain `Struct` takes any format.
+ */
+// `any` by default so that every Struct<'...'> is a `Struct` (a `string` default would make them unrelated).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export class Struct<F extends string = any> {
   /** The format string as given. */
   readonly format: string;
   /** Packed size in bytes (Python's `calcsize`). */
@@ -65,7 +112,7 @@ export class Struct {
   readonly #fields: readonly Field[];
   readonly #little: boolean;
 
-  constructor(format: string) {
+  constructor(format: F) {
     if (typeof format !== 'string') throw new TypeError(`Struct: format must be a string, got ${typeof format}`);
     this.format = format;
     let i = 0;
@@ -141,7 +188,7 @@ export class Struct {
   }
 
   /** Unpacks `size` bytes of `buffer` starting at `offset`. Returned Buffers are copies. */
-  unpack(buffer: Uint8Array, offset = 0): StructValue[] {
+  unpack(buffer: Uint8Array, offset = 0): StructValues<F> {
     this.#checkRoom('unpack', buffer, offset);
     const dv = viewOf(buffer);
     const abs = buffer.byteOffset; // DataView offsets are into the whole ArrayBuffer
@@ -174,7 +221,7 @@ export class Struct {
         }
       }
     }
-    return out;
+    return out as StructValues<F>;
   }
 
   #checkCount(what: string, got: number): void {
