@@ -29,7 +29,7 @@ export interface SessionOptions {
  */
 export class StartTlsClient extends Client {
   override readDelimiter = '\n';
-  override encoding = 'utf8' as const;
+  override encoding = 'utf8';
   readonly transcript: string[] = [];
   readonly #options: SessionOptions;
   #step: 'greeting' | 'starttls' | 'handshake' | 'hello' | 'quit' | 'done' = 'greeting';

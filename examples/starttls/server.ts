@@ -47,7 +47,7 @@ export class StartTlsServer extends Server<StartTlsConnection> {
 export class StartTlsConnection extends Connection {
   declare server: StartTlsServer;
   override readDelimiter = '\n';
-  override encoding = 'utf8' as const;
+  override encoding = 'utf8';
   override bufferSize = 1024; // the longest command line accepted, in bytes
   override closeTimeout = 1000; // do not wait long for interactive clients at shutdown
 

@@ -18,7 +18,7 @@ import { isMain } from '../shared/is-main.js';
 /** Sends lines and hands back the replies, in order. */
 export class EchoClient extends Client {
   override readDelimiter = '\n';
-  override encoding = 'utf8' as const;
+  override encoding = 'utf8';
   readonly #waiting: Array<{ resolve: (line: string) => void; reject: (err: Error) => void }> = [];
 
   /** Send one line; resolves with the server's reply line. */

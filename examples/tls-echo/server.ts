@@ -13,7 +13,7 @@ import { Connection, Server, type Engine, type TLSServerOptions } from '../../sr
 
 export class UpperEcho extends Connection {
   override readDelimiter = '\n';
-  override encoding = 'utf8' as const;
+  override encoding = 'utf8';
   override bufferSize = 16 * 1024; // the longest line accepted, in bytes
   // Interactive clients (openssl s_client) keep their side open: when the server stops,
   // do not wait the default 10 s for them to answer our close.

@@ -9,7 +9,7 @@ import { Datagram, type DatagramOptions, type InetAddress } from '../../src/inde
 
 export class TimeService extends Datagram {
   override readDelimiter = '\n';
-  override encoding = 'utf8' as const;
+  override encoding = 'utf8';
 
   constructor(options: DatagramOptions = {}) {
     // A line nobody finishes is dropped after 5 s; no client gets more than 1 KiB per line.
