@@ -14,7 +14,7 @@
  * - `trews:error` `{ channel, hook, error }`: an error is handed to a channel's error hook
  *   (`hook` names it: `'onConnectError'`, `'onReadError'`, ..., `'onError'` for a hook that threw).
  */
-import diagnosticsChannel from 'node:diagnostics_channel';
+import * as diagnosticsChannel from 'node:diagnostics_channel';
 import { formatAddress, type Address } from './address.js';
 import type { Channel } from './channel.js';
 import { debug } from './engine.js';
