@@ -107,6 +107,19 @@ export class UnsupportedError extends TrewsError {
   override readonly code = 'ERR_TREWS_UNSUPPORTED';
 }
 
+/**
+ * An operation was aborted through its `AbortSignal`: Node's shape (`name` `'AbortError'`,
+ * `code` `'ABORT_ERR'`), with the signal's reason as `cause`.
+ */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR';
+
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AbortError';
+  }
+}
+
 /** The system error code of any error (`err.code` of a Node system error, or of its trews wrapper's cause). */
 export function systemCodeOf(err: unknown): string | undefined {
   if (err instanceof TrewsError) return err.systemCode;

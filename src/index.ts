@@ -5,6 +5,7 @@ export { StreamServer, type StreamServerOptions, type StreamServerEvents, type L
 export { Server } from './server.js';
 export { Connection } from './connection.js';
 export { Client } from './client.js';
+export { FrameIterator, type FramesOptions } from './frames.js';
 export { type TLSClientOptions, type TLSServerOptions } from './tls.js';
 export { Struct, type StructValue, type StructValues, type StructInput } from './struct.js';
 export { ReadBuffer, compileDelimiter, type Delimiter, type FrameArgs } from './framing.js';
@@ -22,6 +23,7 @@ export {
   StateError,
   TimeoutError,
   UnsupportedError,
+  AbortError,
   systemCodeOf,
 } from './errors.js';
 export { type LinkOptions } from './memory.js';

@@ -13,6 +13,7 @@ import { debug, type Timer } from './engine.js';
 import { observingClose, observingOpen, publishClose, publishOpen } from './diagnostics.js';
 import { formatAddress, parseAddress, toAddress, unixPathSlip, type Address, type AddressInput, type Endpoint } from './address.js';
 import {
+  AbortError,
   ClosedError,
   ConnectError,
   OverflowError,
@@ -23,6 +24,7 @@ import {
   WriteError,
 } from './errors.js';
 import { CHUNKS, NO_BYTES, ReadBuffer, compileDelimiter, decodeMatch, type CompiledDelimiter, type Delimiter, type FrameArgs } from './framing.js';
+import { FrameIterator, type FramesOptions } from './frames.js';
 import { connectMemory } from './memory.js';
 import { Struct, type StructInput } from './struct.js';
 import {
@@ -91,6 +93,12 @@ export interface ConnectOptions {
   family?: 4 | 6;
   /** Connect with TLS: `true` for the defaults (verify the certificate and host name), or tls.connect options. */
   tls?: TLSClientOptions | boolean;
+  /**
+   * Abort connecting (the TLS handshake and `reconnect` retries included): the channel closes
+   * without `onConnectError`, and `connect()` rejects with an `AbortError` (cause: the
+   * signal's reason). Once connected, the signal no longer applies: use `close()`.
+   */
+  signal?: AbortSignal;
 }
 
 export interface CloseOptions {
@@ -538,8 +546,33 @@ export class Stream extends Channel<StreamEvents> {
     more.connectOptions = options;
     const connecting = (more.connecting = Outcome.create<void>());
     this.#syncFields();
+    const { signal } = options;
+    if (signal !== undefined) {
+      this.#abortOn(signal, connecting);
+      if (signal.aborted) return connecting.outcome;
+    }
     this.#openSocket();
     return connecting.outcome;
+  }
+
+  /** Until `connecting` settles, an abort of `signal` stops connecting and closes the channel. */
+  #abortOn(signal: AbortSignal, connecting: Settle<void>): void {
+    if (typeof signal?.addEventListener !== 'function' || typeof signal.aborted !== 'boolean') {
+      throw new TypeError('connect() option signal must be an AbortSignal');
+    }
+    const abort = () => {
+      const more = this.#more;
+      if (more.connecting !== connecting) return; // connected or failed meanwhile
+      more.connecting = null;
+      // The caller chose this: no onConnectError, just the close.
+      connecting.reject(new AbortError(`connect to ${formatAddress(this.#endpoint)} was aborted`, { cause: signal.reason }));
+      this.#abort();
+    };
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    const settled = () => signal.removeEventListener('abort', abort);
+    // Not through Outcome#then, which would mark the promise as awaited.
+    Promise.prototype.then.call(connecting.outcome, settled, settled);
   }
 
   /** Open a socket to the endpoint (first connect, or a reconnect). */
@@ -797,6 +830,22 @@ export class Stream extends Channel<StreamEvents> {
 
   get readingPaused(): boolean {
     return this.#is(PAUSED);
+  }
+
+  /**
+   * The frames as an async iterator: each as `'read'` delivers it (a Struct's values as an
+   * array), after `onRead`. At most `highWaterMark` frames (default 16) wait for the loop;
+   * above that reading pauses until the loop catches up. It ends when the peer finishes or
+   * the stream closes, and throws the error that reached `onError`. Leaving the loop early
+   * (`break`) closes the stream, flushing what was written.
+   */
+  readFrames(options?: FramesOptions): FrameIterator {
+    return new FrameIterator(this, options);
+  }
+
+  /** `for await (const frame of stream)`: `readFrames()` with the defaults. */
+  [Symbol.asyncIterator](): FrameIterator {
+    return new FrameIterator(this);
   }
 
   #onData(chunk: Buffer): void {
