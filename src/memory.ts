@@ -29,6 +29,7 @@ function systemError(code: string, syscall: string, message: string): Error {
   return Object.assign(new Error(`${syscall} ${code} ${message}`), { code, syscall });
 }
 
+/** One end of an in-memory connection (`'memory:name'` addresses): a `Duplex` shaped like `net.Socket`. */
 export class MemorySocket extends Duplex {
   connecting = false;
   #peer: MemorySocket | null = null;
