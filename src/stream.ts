@@ -38,6 +38,7 @@ import {
   type TLSServerOptions,
 } from './tls.js';
 
+/** Options for a `Stream` (`Client`, `Connection`): each sets the property of the same name. */
 export interface StreamOptions extends ChannelOptions {
   /** How incoming bytes are cut into messages (default null: each chunk as it arrives). */
   readDelimiter?: Delimiter;
@@ -84,6 +85,7 @@ export interface ReconnectOptions {
 
 const RECONNECT_DEFAULTS: Required<ReconnectOptions> = { initialDelay: 100, maxDelay: 30_000, factor: 2, jitter: 0.2, maxAttempts: Infinity };
 
+/** Options for `stream.connect(address, options)`. */
 export interface ConnectOptions {
   /** Give up connecting after this many ms (`onConnectError` with code `ETIMEDOUT`). */
   timeout?: number;
@@ -101,6 +103,7 @@ export interface ConnectOptions {
   signal?: AbortSignal;
 }
 
+/** Options for `stream.close(options)`. */
 export interface CloseOptions {
   /** Send what is queued, then FIN, and wait for the peer (default true). */
   flush?: boolean;
@@ -108,6 +111,7 @@ export interface CloseOptions {
   timeout?: number;
 }
 
+/** Options for `stream.writeFile(file, options)`. */
 export interface WriteFileOptions {
   /** Byte offset in the file to start from (default 0). */
   offset?: number;
@@ -276,6 +280,23 @@ export interface Stream {
   removeListener<E extends keyof StreamEvents>(event: E, fn?: (...args: StreamEventsOf<this>[E]) => void, context?: unknown, once?: boolean): this;
 }
 
+/**
+ * A connected byte stream over TCP, TLS, a Unix socket or the in-memory transport. Subclass
+ * `Client` (outgoing) or `Connection` (accepted by a `Server`) rather than `Stream` itself,
+ * override the hooks you need, and set `readDelimiter` to receive whole messages in `onRead`.
+ *
+ * @example
+ * ```ts
+ * class Lines extends Client {
+ *   override readDelimiter = '\n';
+ *   override encoding = 'utf8';
+ *   override onRead(line: string) {
+ *     console.log('got', line);
+ *   }
+ * }
+ * await new Lines().connect('localhost:4000');
+ * ```
+ */
 export class Stream extends Channel<StreamEvents> {
   /** How incoming bytes are cut into messages; takes effect for bytes already buffered. */
   declare readDelimiter: Delimiter;
@@ -370,10 +391,12 @@ export class Stream extends Channel<StreamEvents> {
 
   // ---- state -------------------------------------------------------------------------------
 
+  /** True while connected: from just before `onConnect` until the channel starts closing. */
   get connected(): boolean {
     return this.#state === 'open';
   }
 
+  /** True from `connect()` until connected or failed. */
   get connecting(): boolean {
     return this.#state === 'connecting';
   }
@@ -402,6 +425,10 @@ export class Stream extends Channel<StreamEvents> {
   // one, which Node forgets as the socket is destroyed, is kept then. An idle connection
   // holds nothing else for them.
 
+  /**
+   * The peer's address: `{ address, port, family }` over TCP, the path for a client's Unix
+   * socket, null for an accepted Unix connection or before connecting. Readable in `onClose`.
+   */
   get remoteAddress(): Address | null {
     if (!this.#is(CONNECTED)) return null;
     const endpoint = this.#endpoint;
@@ -411,6 +438,10 @@ export class Stream extends Channel<StreamEvents> {
     return toAddress({ address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily });
   }
 
+  /**
+   * This end's address: `{ address, port, family }` over TCP, the path for an accepted Unix
+   * connection, null for a client's Unix socket or before connecting. Readable in `onClose`.
+   */
   get localAddress(): Address | null {
     if (!this.#is(CONNECTED)) return null;
     const endpoint = this.#endpoint;
@@ -418,6 +449,7 @@ export class Stream extends Channel<StreamEvents> {
     return (this.#local ??= localAddressOf(this.#socket!));
   }
 
+  /** Bytes received from the peer so far. */
   get bytesRead(): number {
     return this.#socket?.bytesRead ?? 0;
   }
@@ -505,22 +537,27 @@ export class Stream extends Channel<StreamEvents> {
   /** The TLS handshake completed (before `onConnect`). */
   onTLSHandshake(): void {}
 
+  /** Connecting failed (refused, unreachable, timed out); `onClose` follows. Default: `onError(err)`. */
   onConnectError(err: ConnectError): void {
     this._toOnError(err);
   }
 
+  /** Reading failed (a reset, or a frame cut short at EOF: `TruncatedFrameError`). Default: `onError(err)`. */
   onReadError(err: ReadError): void {
     this._toOnError(err);
   }
 
+  /** Writing failed (`EPIPE`, a reset). Default: `onError(err)`. */
   onWriteError(err: WriteError): void {
     this._toOnError(err);
   }
 
+  /** A frame was larger than `bufferSize`; it is dropped. Default: `onError(err)`, which closes the channel. */
   onOverflowError(err: OverflowError): void {
     this._toOnError(err);
   }
 
+  /** The TLS handshake failed (a refused certificate, a plain-text peer, a timeout). Default: `onError(err)`. */
   onTLSError(err: TLSError): void {
     this._toOnError(err);
   }
@@ -662,10 +699,18 @@ export class Stream extends Channel<StreamEvents> {
     this.#state = 'open';
     this.#armTimeouts(true);
     if (observingOpen()) publishOpen(this, this.#is(ACCEPTED), this._owner, this.remoteAddress, this.localAddress);
-    this._hook('onConnect');
+    this._opened();
     connecting?.resolve();
     this.#flush();
     if (this.#state === 'open') this._owner?._streamOpened(this);
+  }
+
+  /**
+   * @internal The connection is open: `onConnect`. A protocol layered on the stream
+   * (trews/websocket) does its handshake first.
+   */
+  _opened(): void {
+    this._hook('onConnect');
   }
 
   /** The socket has connected (or was accepted). */
@@ -828,6 +873,7 @@ export class Stream extends Channel<StreamEvents> {
     if (!this.#is(DISPATCHING)) process.nextTick(() => this.#dispatch());
   }
 
+  /** True between `pauseReading()` and `resumeReading()`. */
   get readingPaused(): boolean {
     return this.#is(PAUSED);
   }
@@ -854,6 +900,14 @@ export class Stream extends Channel<StreamEvents> {
     if (this.#state !== 'open') return;
     const more = this.#occasional;
     if (more !== null && more.timeoutTimer !== null) more.lastRead = more.lastActivity = this.engine.now();
+    this._received(chunk);
+  }
+
+  /**
+   * @internal Bytes read from the socket, framed and delivered. A protocol layered on the
+   * stream (trews/websocket) takes them first and passes its payload bytes on to this.
+   */
+  _received(chunk: Buffer): void {
     const rb = (this.#rb ??= readBufferFor(this.#framing, this.#bufferSize));
     rb.push(chunk);
     this.#dispatch();

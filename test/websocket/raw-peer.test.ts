@@ -1,0 +1,276 @@
+/**
+ * trews/websocket against a raw-socket Python client that does the handshake and masking by
+ * hand (no WebSocket library), and curl for a refused upgrade.
+ */
+import { Buffer } from 'node:buffer';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { WebSocketConnection, WebSocketServer } from '../../src/websocket/index.js';
+import type { OverflowError, ReadError } from '../../src/errors.js';
+import { deferred, portOf, python, testEngine } from '../helpers.js';
+import type { Engine } from '../../src/engine.js';
+
+/**
+ * argv: host port actions-json [answer-pings] ; actions: [opcode, payload-hex, fin, masked].
+ * Prints JSON: the handshake status, whether Sec-WebSocket-Accept was right, and every frame
+ * received ([opcode, payload-hex]) until the server closes the connection.
+ */
+const PY_CLIENT = String.raw`
+import base64, hashlib, json, os, socket, struct, sys
+host, port, actions = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+answer_pings = len(sys.argv) < 5 or sys.argv[4] == 'yes'
+s = socket.create_connection((host, port), timeout=10)
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall(('GET /raw HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+           'Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n' % (host, port, key)).encode())
+buf = b''
+while b'\r\n\r\n' not in buf:
+    data = s.recv(4096)
+    if not data: break
+    buf += data
+head, _, buf = buf.partition(b'\r\n\r\n')
+lines = head.decode('latin1').split('\r\n')
+headers = dict((k.strip().lower(), v.strip()) for k, v in (l.split(':', 1) for l in lines[1:]))
+expected = base64.b64encode(hashlib.sha1((key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').encode()).digest()).decode()
+
+def frame(opcode, payload, fin=True, masked=True):
+    b0 = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    m = 0x80 if masked else 0
+    if n < 126: head = struct.pack('!BB', b0, m | n)
+    elif n < 65536: head = struct.pack('!BBH', b0, m | 126, n)
+    else: head = struct.pack('!BBQ', b0, m | 127, n)
+    if not masked: return head + payload
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+for opcode, payload, fin, masked in actions:
+    s.sendall(frame(opcode, bytes.fromhex(payload), fin, masked))
+
+def need(n):
+    global buf
+    while len(buf) < n:
+        data = s.recv(65536)
+        if not data: raise EOFError
+        buf += data
+    out, buf = buf[:n], buf[n:]
+    return out
+
+frames = []
+try:
+    while True:
+        b0, b1 = need(2)
+        n = b1 & 0x7f
+        if n == 126: n = struct.unpack('!H', need(2))[0]
+        elif n == 127: n = struct.unpack('!Q', need(8))[0]
+        payload = need(n)
+        opcode = b0 & 0x0f
+        frames.append([opcode, payload.hex()])
+        if opcode == 9 and answer_pings: s.sendall(frame(10, payload))
+        if opcode == 8: s.sendall(frame(8, payload[:2]))
+except (EOFError, ConnectionResetError):
+    pass
+print(json.dumps({'status': lines[0], 'acceptOk': headers.get('sec-websocket-accept') == expected, 'frames': frames}))
+`;
+
+type Action = [opcode: number, payload: Buffer | string, fin?: boolean, masked?: boolean];
+interface RawResult {
+  status: string;
+  acceptOk: boolean;
+  frames: Array<[number, string]>;
+}
+
+async function rawClient(port: number, actions: Action[], answerPings = true): Promise<RawResult> {
+  const json = JSON.stringify(actions.map(([op, payload, fin = true, masked = true]) => [op, Buffer.from(payload).toString('hex'), fin, masked]));
+  return JSON.parse(await python(PY_CLIENT, ['127.0.0.1', String(port), json, answerPings ? 'yes' : 'no'])) as RawResult;
+}
+
+function closeFrame(code: number, reason = ''): Buffer {
+  const payload = Buffer.alloc(2 + Buffer.byteLength(reason));
+  payload.writeUInt16BE(code);
+  payload.write(reason, 2);
+  return payload;
+}
+
+/** [code, reason] of a close frame's payload (hex). */
+function closeOf(hex: string): [number, string] {
+  const payload = Buffer.from(hex, 'hex');
+  return [payload.readUInt16BE(0), payload.subarray(2).toString()];
+}
+
+async function serve(engine: Engine, Conn: typeof WebSocketConnection, options: ConstructorParameters<typeof WebSocketServer>[1] = {}) {
+  const server = new WebSocketServer(Conn, { engine, ...options });
+  await server.listen(['127.0.0.1', 0]);
+  return { server, port: portOf(server.localAddress) };
+}
+
+class Echo extends WebSocketConnection {
+  override onRead(message: string | Buffer): void {
+    this.write(message);
+  }
+}
+
+describe('WebSocketServer with a raw Python client', () => {
+  it('handshakes, echoes fragmented text and binary, answers pings, closes with the peer’s code', async () => {
+    const engine = testEngine();
+    const closed = deferred<number | null>();
+    class Conn extends Echo {
+      override onClose(): void {
+        closed.resolve(this.closeCode);
+      }
+    }
+    const { server, port } = await serve(engine, Conn);
+    const out = await rawClient(port, [
+      [1, 'hel', false],
+      [9, 'pi'], // a ping between fragments
+      [0, 'lo ✓', true],
+      [2, Buffer.from([1, 2, 3])],
+      [8, closeFrame(1000, 'done')],
+    ]);
+    expect(out.status).toBe('HTTP/1.1 101 Switching Protocols');
+    expect(out.acceptOk).toBe(true);
+    expect(out.frames).toEqual([
+      [10, Buffer.from('pi').toString('hex')],
+      [1, Buffer.from('hello ✓').toString('hex')],
+      [2, '010203'],
+      [8, closeFrame(1000, 'done').toString('hex')],
+    ]);
+    expect(await closed.promise).toBe(1000);
+    await server.close();
+  });
+
+  it('closes with 1007 on invalid UTF-8, after onReadError', async () => {
+    const engine = testEngine();
+    const seen: string[] = [];
+    class Conn extends Echo {
+      override onReadError(err: ReadError): void {
+        seen.push(`readError:${err.code}`);
+      }
+      override onClose(): void {
+        seen.push(`close:${this.closeCode}`);
+      }
+    }
+    const { server, port } = await serve(engine, Conn);
+    const out = await rawClient(port, [[1, 'ok'], [1, Buffer.from([0x61, 0xff, 0xfe])]]);
+    expect(out.frames[0]).toEqual([1, Buffer.from('ok').toString('hex')]);
+    expect(out.frames.length).toBe(2);
+    expect(out.frames[1]![0]).toBe(8);
+    expect(closeOf(out.frames[1]![1])[0]).toBe(1007);
+    await server.close();
+    expect(seen).toEqual(['readError:ERR_TREWS_READ', 'close:1007']);
+  });
+
+  it('closes with 1009 on a message over bufferSize (exactly bufferSize passes)', async () => {
+    const engine = testEngine();
+    const overflow = deferred<OverflowError>();
+    class Conn extends WebSocketConnection {
+      override bufferSize = 1000;
+      override onRead(message: Buffer): void {
+        this.write(String(message.length));
+      }
+      override onOverflowError(err: OverflowError): void {
+        overflow.resolve(err);
+      }
+    }
+    const { server, port } = await serve(engine, Conn);
+    const out = await rawClient(port, [
+      [2, Buffer.alloc(1000)],
+      [2, Buffer.alloc(600), false],
+      [0, Buffer.alloc(401), true],
+    ]);
+    expect(out.frames[0]).toEqual([1, Buffer.from('1000').toString('hex')]);
+    expect(out.frames[1]![0]).toBe(8);
+    expect(closeOf(out.frames[1]![1])[0]).toBe(1009);
+    const err = await overflow.promise;
+    expect([err.limit, err.size]).toEqual([1000, 1001]);
+    await server.close();
+  });
+
+  it('closes with 1002 on an unmasked client frame', async () => {
+    const engine = testEngine();
+    const { server, port } = await serve(engine, Echo);
+    const out = await rawClient(port, [[1, 'bare', true, false]]);
+    expect(out.frames.map(([op, hex]) => (op === 8 ? closeOf(hex)[0] : op))).toEqual([1002]);
+    await server.close();
+  });
+
+  it('drops a client that never answers pings (onTimeout ping, code 1006)', async () => {
+    const engine = testEngine();
+    const timeouts: string[] = [];
+    const closed = deferred<number | null>();
+    class Conn extends WebSocketConnection {
+      override pingInterval = 40;
+      override pingTimeout = 100;
+      override onTimeout(kind: 'idle' | 'read' | 'ping'): void {
+        timeouts.push(kind);
+        super.onTimeout(kind);
+      }
+      override onClose(): void {
+        closed.resolve(this.closeCode);
+      }
+    }
+    const { server, port } = await serve(engine, Conn);
+    const out = await rawClient(port, [], false);
+    expect(out.frames.length).toBeGreaterThanOrEqual(1);
+    expect(out.frames.every(([op]) => op === 9)).toBe(true);
+    expect(await closed.promise).toBe(1006);
+    expect(timeouts).toEqual(['ping']);
+    await server.close();
+  });
+
+  it('keeps a client that answers pings', async () => {
+    const engine = testEngine();
+    let pings = 0;
+    const enough = deferred();
+    class Conn extends WebSocketConnection {
+      override pingInterval = 20;
+      override pingTimeout = 200;
+      override onTimeout(): void {
+        throw new Error('no timeout expected');
+      }
+      override onRead(): void {}
+    }
+    const { server, port } = await serve(engine, Conn);
+    server.on('accept', (connection) => {
+      connection.socket!.on('data', () => {
+        if (++pings === 10) enough.resolve();
+      });
+    });
+    const done = rawClient(port, [], true);
+    await enough.promise;
+    await server.close();
+    const out = await done;
+    expect(out.frames.filter(([op]) => op === 9).length).toBeGreaterThanOrEqual(10);
+    expect(closeOf(out.frames.at(-1)![1])[0]).toBe(1001);
+  });
+});
+
+const hasCurl = spawnSync('curl', ['--version']).status === 0;
+const run = async (file: string, args: string[]) => (await promisify(execFile)(file, args, { encoding: 'utf8' })).stdout;
+
+describe('refused upgrades', () => {
+  it.skipIf(!hasCurl)('answers onUpgrade’s status; curl sees it', async () => {
+    const engine = testEngine();
+    class Guarded extends WebSocketServer {
+      override onUpgrade(request: { headers: Record<string, string | string[] | undefined> }): number | boolean {
+        if (request.headers.authorization === undefined) return 401;
+        return request.headers.authorization === 'Bearer ok';
+      }
+    }
+    const server = new Guarded(Echo, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const url = `http://127.0.0.1:${portOf(server.localAddress)}/`;
+    const curl = (...headers: string[]) => {
+      const args = ['--http1.1', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='];
+      for (const h of headers) args.push('-H', h);
+      return run('curl', [...args, url]);
+    };
+    // curl runs beside the server (async): the server shares this process's event loop.
+    expect(await curl()).toBe('401');
+    expect(await curl('Authorization: Bearer wrong')).toBe('403');
+    expect(await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', url])).toBe('426');
+    expect(server.connections.size).toBe(0);
+    await server.close();
+  });
+});
