@@ -4,7 +4,10 @@
  *
  * In your own project, import from 'trews' instead of '../../src/index.js'.
  */
+import * as http from 'node:http';
 import { Connection, Server, type Engine, type OverflowError } from '../../src/index.js';
+import { WebSocketConnection, WebSocketServer } from '../../src/websocket/index.js';
+import { CHAT_PAGE } from './page.js';
 
 const NICK = /^[A-Za-z0-9_-]{1,20}$/;
 const HELP = [
@@ -16,20 +19,31 @@ const HELP = [
   '* anything else is sent to everyone',
 ];
 
+/** What the chat needs of a member, whatever carries their lines (TCP, Unix socket, WebSocket). */
+export interface Chatter {
+  /** Null until the user has chosen a valid nickname. */
+  nick: string | null;
+  readonly room: ChatRoom;
+  readonly connected: boolean;
+  readonly closing: boolean;
+  write(text: string): unknown;
+  close(): Promise<unknown>;
+}
+
 /**
  * Who is in the chat. One room is shared by all the servers of a chat (TCP and Unix), since
  * each server only knows its own connections.
  */
 export class ChatRoom {
   /** Members with a nickname, in order of arrival. */
-  readonly #members = new Set<ChatConnection>();
+  readonly #members = new Set<Chatter>();
 
   get nicknames(): string[] {
     return [...this.#members].map((member) => member.nick!);
   }
 
   /** Why `member` cannot be called `nick`, or null if they can. */
-  refuse(nick: string, member: ChatConnection): string | null {
+  refuse(nick: string, member: Chatter): string | null {
     if (!NICK.test(nick)) return 'a nickname is 1-20 letters, digits, _ or -';
     const lower = nick.toLowerCase();
     for (const other of this.#members) {
@@ -38,24 +52,24 @@ export class ChatRoom {
     return null;
   }
 
-  join(member: ChatConnection, nick: string): void {
+  join(member: Chatter, nick: string): void {
     member.nick = nick;
     this.#members.add(member);
     this.send(`* ${nick} has joined\n`, member);
   }
 
-  rename(member: ChatConnection, nick: string): void {
+  rename(member: Chatter, nick: string): void {
     const old = member.nick;
     member.nick = nick;
     this.send(`* ${old} is now known as ${nick}\n`);
   }
 
-  leave(member: ChatConnection): void {
+  leave(member: Chatter): void {
     if (this.#members.delete(member)) this.send(`* ${member.nick} has left\n`);
   }
 
   /** Send `text` to every member still connected, except `except`. */
-  send(text: string, except?: ChatConnection): void {
+  send(text: string, except?: Chatter): void {
     for (const member of this.#members) {
       if (member !== except && member.connected) member.write(text);
     }
@@ -72,8 +86,8 @@ export class ChatServer extends Server<ChatConnection> {
   }
 }
 
-/** One chatter: the first line is their nickname, later lines are messages or commands. */
-export class ChatConnection extends Connection {
+/** One chatter over TCP or a Unix socket: the first line is their nickname, later lines are messages or commands. */
+export class ChatConnection extends Connection implements Chatter {
   declare server: ChatServer;
   override readDelimiter = '\n';
   override encoding = 'utf8';
@@ -82,7 +96,6 @@ export class ChatConnection extends Connection {
   // keeps its side open until its user types Ctrl-D, so do not wait the default 10 s.
   override closeTimeout = 1000;
 
-  /** Null until the user has chosen a valid nickname. */
   nick: string | null = null;
 
   get room(): ChatRoom {
@@ -90,15 +103,11 @@ export class ChatConnection extends Connection {
   }
 
   override onConnect(): void {
-    this.write('Welcome to trews chat! What is your nickname?\n');
+    greet(this);
   }
 
   override onRead(line: string): void {
-    if (line.endsWith('\r')) line = line.slice(0, -1); // telnet sends \r\n
-    if (line.trim() === '') return;
-    if (this.nick === null) this.#chooseNick(line.trim());
-    else if (line.startsWith('/')) this.#command(line);
-    else this.room.send(`<${this.nick}> ${line}\n`, this);
+    chatLine(this, line);
   }
 
   /**
@@ -117,45 +126,136 @@ export class ChatConnection extends Connection {
   override onClose(): void {
     this.room.leave(this);
   }
+}
 
-  #chooseNick(nick: string): void {
-    const refused = this.room.refuse(nick, this);
-    if (refused !== null) {
-      this.write(`Sorry, ${refused}. What is your nickname?\n`);
+/**
+ * One chatter in a browser: the same protocol over WebSocket. `readDelimiter = '\n'` frames
+ * lines across messages (as Pants does), so the page sends text ending in '\n' and a line may
+ * span messages. A message over bufferSize closes the connection with code 1009.
+ */
+export class WebChatConnection extends WebSocketConnection implements Chatter {
+  declare server: WebChatServer;
+  override readDelimiter = '\n';
+  override encoding = 'utf8';
+  override bufferSize = 4096;
+  override closeTimeout = 1000;
+  // Browsers behind proxies go quiet without telling: ping them.
+  override pingInterval = 30_000;
+
+  nick: string | null = null;
+
+  get room(): ChatRoom {
+    return this.server.room;
+  }
+
+  override onConnect(): void {
+    greet(this);
+  }
+
+  override onRead(line: string): void {
+    chatLine(this, line);
+  }
+
+  override onOverflowError(err: OverflowError): void {
+    // A line over the limit that spans messages: the framer dropped it, go on (as over TCP).
+    if (!this.closing) this.write(`* line too long (the limit is ${err.limit} bytes); it was not sent\n`);
+  }
+
+  override onReadError(): void {
+    void this.close(false);
+  }
+
+  override onClose(): void {
+    this.room.leave(this);
+  }
+}
+
+// ---- the chat protocol, the same for every transport ----------------------------------------
+
+function greet(member: Chatter): void {
+  member.write('Welcome to trews chat! What is your nickname?\n');
+}
+
+function chatLine(member: Chatter, line: string): void {
+  if (line.endsWith('\r')) line = line.slice(0, -1); // telnet sends \r\n
+  if (line.trim() === '') return;
+  if (member.nick === null) chooseNick(member, line.trim());
+  else if (line.startsWith('/')) command(member, line);
+  else member.room.send(`<${member.nick}> ${line}\n`, member);
+}
+
+function chooseNick(member: Chatter, nick: string): void {
+  const { room } = member;
+  const refused = room.refuse(nick, member);
+  if (refused !== null) {
+    member.write(`Sorry, ${refused}. What is your nickname?\n`);
+    return;
+  }
+  const others = room.nicknames;
+  room.join(member, nick);
+  const here = others.length === 0 ? 'nobody else is here yet' : `also here: ${others.join(', ')}`;
+  member.write(`* hello ${nick}, ${here}. Type /help for commands.\n`);
+}
+
+function command(member: Chatter, line: string): void {
+  const { room } = member;
+  const [name = '', ...args] = line.trim().split(/\s+/);
+  switch (name) {
+    case '/quit':
+      member.write('* bye!\n');
+      room.leave(member);
+      void member.close(); // flush the goodbye, then close
+      return;
+    case '/who':
+      member.write(`* here: ${room.nicknames.join(', ')}\n`);
+      return;
+    case '/nick': {
+      const nick = args[0] ?? '';
+      const refused = room.refuse(nick, member);
+      if (args.length !== 1) member.write('* usage: /nick NAME\n');
+      else if (refused !== null) member.write(`* sorry, ${refused}\n`);
+      else if (nick !== member.nick) room.rename(member, nick);
       return;
     }
-    const others = this.room.nicknames;
-    this.room.join(this, nick);
-    const here = others.length === 0 ? 'nobody else is here yet' : `also here: ${others.join(', ')}`;
-    this.write(`* hello ${nick}, ${here}. Type /help for commands.\n`);
+    case '/help':
+      member.write(HELP.join('\n') + '\n');
+      return;
+    default:
+      member.write(`* unknown command ${name}; try /help\n`);
   }
+}
 
-  #command(line: string): void {
-    const [command = '', ...args] = line.trim().split(/\s+/);
-    switch (command) {
-      case '/quit':
-        this.write('* bye!\n');
-        this.room.leave(this);
-        void this.close(); // flush the goodbye, then FIN
-        return;
-      case '/who':
-        this.write(`* here: ${this.room.nicknames.join(', ')}\n`);
-        return;
-      case '/nick': {
-        const nick = args[0] ?? '';
-        const refused = this.room.refuse(nick, this);
-        if (args.length !== 1) this.write('* usage: /nick NAME\n');
-        else if (refused !== null) this.write(`* sorry, ${refused}\n`);
-        else if (nick !== this.nick) this.room.rename(this, nick);
-        return;
-      }
-      case '/help':
-        this.write(HELP.join('\n') + '\n');
-        return;
-      default:
-        this.write(`* unknown command ${command}; try /help\n`);
-    }
+/**
+ * The browser side: an HTTP server that serves the chat page at `/` and takes WebSocket
+ * upgrades at `/chat` (a WebSocketServer attached to it), in the same room.
+ */
+export class WebChatServer extends WebSocketServer<WebChatConnection> {
+  constructor(
+    readonly room: ChatRoom,
+    options: { engine?: Engine } = {},
+  ) {
+    super(WebChatConnection, { ...options, path: '/chat' });
   }
+}
+
+/** Serve the page and the chat's WebSocket endpoint on one HTTP port. */
+async function startWebChat(room: ChatRoom, port: number, engine: Engine | undefined): Promise<{ server: WebChatServer; http: http.Server; port: number }> {
+  const web = http.createServer((request, response) => {
+    if (request.url !== '/' && request.url !== '/index.html') {
+      response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }).end(CHAT_PAGE);
+  });
+  await new Promise<void>((resolve, reject) => {
+    web.once('error', reject);
+    web.listen(port, () => {
+      web.off('error', reject);
+      resolve();
+    });
+  });
+  const server = new WebChatServer(room, { engine }).attach(web);
+  return { server, http: web, port: (web.address() as { port: number }).port };
 }
 
 export interface ChatOptions {
@@ -163,6 +263,8 @@ export interface ChatOptions {
   port?: number;
   /** Unix socket path. Omit for no Unix socket. */
   path?: string;
+  /** HTTP port for browsers (the page at `/`, WebSocket at `/chat`; 0: any free port). Omit for none. */
+  webPort?: number;
   /** The engine to run in (default: the process-wide one). */
   engine?: Engine;
 }
@@ -170,20 +272,32 @@ export interface ChatOptions {
 export interface RunningChat {
   room: ChatRoom;
   servers: ChatServer[];
+  /** The browsers' WebSocket server, or null. */
+  web: WebChatServer | null;
   /** The TCP port listened on, or null. */
   port: number | null;
   /** The Unix socket path listened on, or null. */
   path: string | null;
+  /** The HTTP port of the web page, or null. */
+  webPort: number | null;
   /** Stop listening and close every connection. */
   close(): Promise<void>;
 }
 
-/** Start a chat on a TCP port, a Unix socket path, or both, sharing one room. */
-export async function startChat({ port, path, engine }: ChatOptions): Promise<RunningChat> {
+/** Start a chat on a TCP port, a Unix socket path and a web port (any of them), sharing one room. */
+export async function startChat({ port, path, webPort, engine }: ChatOptions): Promise<RunningChat> {
   const room = new ChatRoom();
   const servers: ChatServer[] = [];
+  let web: Awaited<ReturnType<typeof startWebChat>> | null = null;
   const close = async () => {
-    await Promise.all(servers.map((server) => server.close()));
+    await Promise.all([...servers.map((server) => server.close()), web?.server.close()]);
+    if (web !== null) {
+      const { http: page } = web;
+      await new Promise<void>((resolve) => {
+        page.close(() => resolve());
+        page.closeAllConnections(); // browsers keep page loads alive
+      });
+    }
   };
   let tcp: number | null = null;
   try {
@@ -199,9 +313,10 @@ export async function startChat({ port, path, engine }: ChatOptions): Promise<Ru
       servers.push(server);
       await server.listen(path);
     }
+    if (webPort !== undefined) web = await startWebChat(room, webPort, engine);
   } catch (err) {
     await close();
     throw err;
   }
-  return { room, servers, port: tcp, path: path ?? null, close };
+  return { room, servers, web: web?.server ?? null, port: tcp, path: path ?? null, webPort: web?.port ?? null, close };
 }

@@ -1,6 +1,7 @@
 /**
- * `npm start`: the chat on TCP port $PORT (default 4040, all interfaces) and on the Unix
- * socket $CHAT_SOCKET (default <tmpdir>/trews-chat.sock). Ctrl-C stops it.
+ * `npm start`: the chat on TCP port $PORT (default 4040, all interfaces), on the Unix
+ * socket $CHAT_SOCKET (default <tmpdir>/trews-chat.sock), and for browsers on HTTP port
+ * $WEB_PORT (default 4041: the page at /, WebSocket at /chat). Ctrl-C stops it.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -8,19 +9,22 @@ import { startChat, type RunningChat } from './chat.js';
 
 const port = Number(process.env.PORT ?? 4040);
 const socketPath = process.env.CHAT_SOCKET ?? path.join(os.tmpdir(), 'trews-chat.sock');
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`PORT must be a TCP port number, got ${JSON.stringify(process.env.PORT)}`);
-  process.exit(2);
+const webPort = Number(process.env.WEB_PORT ?? 4041);
+for (const [name, value] of [['PORT', port], ['WEB_PORT', webPort]] as const) {
+  if (!Number.isInteger(value) || value < 0 || value > 65535) {
+    console.error(`${name} must be a TCP port number, got ${JSON.stringify(process.env[name])}`);
+    process.exit(2);
+  }
 }
 
 let chat: RunningChat;
 try {
-  chat = await startChat({ port, path: socketPath });
+  chat = await startChat({ port, path: socketPath, webPort });
 } catch (err) {
   console.error(`trews chat: ${(err as Error).message}`); // e.g. the port is in use
   process.exit(1);
 }
-console.log(`trews chat listening on tcp port ${chat.port} and unix:${chat.path} — try: nc localhost ${chat.port}`);
+console.log(`trews chat listening on tcp port ${chat.port} and unix:${chat.path} — try: nc localhost ${chat.port} — or a browser at http://localhost:${chat.webPort}/`);
 
 let stopping = false;
 async function stop(): Promise<void> {

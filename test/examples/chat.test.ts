@@ -343,8 +343,9 @@ describe.runIf(hasNc)('chat with real nc clients', () => {
 });
 
 describe('npm start (examples/chat/main.ts)', () => {
-  it('listens on TCP and a Unix socket, and stops cleanly on SIGINT', async () => {
+  it('listens on TCP, a Unix socket and a web port, and stops cleanly on SIGINT', async () => {
     const port = await freePort();
+    const webPort = await freePort();
     const socketPath = path.join(tempDir(), 'chat.sock');
     // What `npm start` runs (tsx examples/chat/main.ts), minus the wrappers, so that the
     // signal reaches main.ts and its exit code reaches us unchanged: `npm exec` ignores a
@@ -352,7 +353,7 @@ describe('npm start (examples/chat/main.ts)', () => {
     // child (exit 130) if the child does not confirm a relayed signal within 30 ms.
     const child = spawn(process.execPath, ['--import', 'tsx', 'examples/chat/main.ts'], {
       cwd: ROOT,
-      env: { ...process.env, PORT: String(port), CHAT_SOCKET: socketPath },
+      env: { ...process.env, PORT: String(port), WEB_PORT: String(webPort), CHAT_SOCKET: socketPath },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group, so cleanup can kill everything it started
     });
@@ -373,7 +374,7 @@ describe('npm start (examples/chat/main.ts)', () => {
       void exited.then(() => reject(new Error(`main.ts exited early: ${stdout}${stderr}`)));
     });
     await within(listening, 'the "listening" line', 15_000);
-    expect(stdout).toBe(`trews chat listening on tcp port ${port} and unix:${socketPath} — try: nc localhost ${port}\n`);
+    expect(stdout).toBe(`trews chat listening on tcp port ${port} and unix:${socketPath} — try: nc localhost ${port} — or a browser at http://localhost:${webPort}/\n`);
 
     const { alice, bob } = await aliceAndBob(port, socketPath);
     bob.send('hi');
