@@ -64,6 +64,11 @@ function describe(value: unknown): string {
   }
 }
 
+/**
+ * Parse any address form trews accepts (a port, `[host, port]`, `{ host, port }`, `'host:port'`,
+ * a Unix path, `'memory:name'`, ...). Invalid input throws a `TypeError` or `RangeError` naming
+ * the accepted forms.
+ */
 export function parseAddress(input: AddressInput): Endpoint {
   if (typeof input === 'number') return { kind: 'inet', host: undefined, port: checkPort(input, input) };
   if (typeof input === 'string') {

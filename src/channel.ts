@@ -8,6 +8,7 @@ import { Engine, debug } from './engine.js';
 import { HookError, ReadError, WriteError } from './errors.js';
 import { publishError } from './diagnostics.js';
 
+/** Options every channel takes. */
 export interface ChannelOptions {
   /** The engine this channel lives in (default: `Engine.instance()`). */
   engine?: Engine;
@@ -76,8 +77,15 @@ export class Outcome<T> extends Promise<T> {
   }
 }
 
+/**
+ * The base of every channel (`Stream`, `StreamServer`, `Datagram` and their subclasses): one
+ * socket with `on*` hooks to override. Every hook `onXxx` also emits the event `'xxx'` with
+ * the same arguments, right after it runs.
+ */
 export abstract class Channel<Events extends ChannelEvents = ChannelEvents> extends EventEmitter<Events> {
+  /** Unique in the process and increasing: later channels have larger ids. */
   readonly id = ++lastId;
+  /** The engine this channel lives in. */
   readonly engine: Engine;
 
   constructor(options: ChannelOptions = {}) {

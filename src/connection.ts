@@ -2,6 +2,10 @@
 import { Stream } from './stream.js';
 import type { StreamServer } from './stream-server.js';
 
+/**
+ * One connection a `Server` accepted: subclass it and pass the class to `new Server(MyConnection)`.
+ * `server` is set before `onConnect` runs.
+ */
 export class Connection extends Stream {
   /**
    * The server that accepted this connection. Narrow it in a subclass with

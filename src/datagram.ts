@@ -57,6 +57,7 @@ export interface DatagramOptions extends ChannelOptions {
   lookup?: DatagramLookup;
 }
 
+/** Options for `datagram.listen(address, options)`. */
 export interface DatagramListenOptions {
   /** On '::': receive IPv6 only (default false: dual stack). */
   ipv6Only?: boolean;
@@ -131,6 +132,20 @@ export interface Datagram {
   removeListener<E extends keyof DatagramEvents>(event: E, fn?: (...args: DatagramEventsOf<this>[E]) => void, context?: unknown, once?: boolean): this;
 }
 
+/**
+ * A UDP socket: `listen(address)`, then `onRead(data, from)` per datagram (or per frame, with
+ * a `readDelimiter` applied to each sender's bytes) and `write(data, address)` to send.
+ *
+ * @example
+ * ```ts
+ * class Echo extends Datagram {
+ *   override onRead(data: Buffer, from: InetAddress) {
+ *     this.write(data, from);
+ *   }
+ * }
+ * await new Echo().listen(4041);
+ * ```
+ */
 export class Datagram extends Channel<DatagramEvents> {
   /** How each sender's bytes are cut into messages; takes effect for bytes already buffered. */
   declare readDelimiter: Delimiter;

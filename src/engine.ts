@@ -14,6 +14,7 @@ type AnyChannel = Channel<any>;
 
 export const debug = debuglog('trews');
 
+/** Options for `new Engine(options)`. */
 export interface EngineOptions {
   /** `'real'` (default): the monotonic system clock. `'virtual'`: moves only with `advance(ms)`. */
   clock?: 'real' | 'virtual';
@@ -23,6 +24,7 @@ export interface EngineOptions {
   log?: (message: string) => void;
 }
 
+/** The events an `Engine` emits. */
 export interface EngineEvents {
   /** An error no channel hook could handle (a throwing error hook, a throwing timer). */
   error: [err: unknown, source: AnyChannel | Timer | undefined];
@@ -47,6 +49,7 @@ export class Timer {
     return this.#cancel !== undefined;
   }
 
+  /** Stop this timer; it will not fire again. Cancelling twice, or after the last run, does nothing. */
   cancel(): void {
     const cancel = this.#cancel;
     this.#cancel = undefined;
@@ -69,6 +72,21 @@ interface VirtualEntry {
 
 let singleton: Engine | undefined;
 
+/**
+ * The home of every channel and timer: a registry of open channels, timers in milliseconds on
+ * a real or virtual clock, error reporting, and `start()`/`stop()`.
+ *
+ * Most programs use the process-wide `Engine.instance()`, which every channel joins unless
+ * given `{ engine }`. Tests make their own, often with `{ clock: 'virtual' }`.
+ *
+ * @example
+ * ```ts
+ * const engine = Engine.instance();
+ * const tick = engine.cycle(1000, () => console.log('every second'));
+ * engine.defer(3500, () => void engine.stop()); // cancels timers, closes every channel
+ * await engine.start(); // resolves when stop() is called
+ * ```
+ */
 export class Engine extends EventEmitter<EngineEvents> {
   /** The process-wide engine every channel uses unless given `{ engine }`. */
   static instance(): Engine {
@@ -76,7 +94,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     return singleton;
   }
 
+  /** True for an engine made with `{ clock: 'virtual' }`: its clock moves only with `advance(ms)`. */
   readonly virtual: boolean;
+  /** How long `stop()` waits for graceful closes before destroying what is left (ms). */
   readonly stopTimeout: number;
   readonly #log: (message: string) => void;
   readonly #channels = new Set<AnyChannel>();
@@ -311,6 +331,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.#running.promise;
   }
 
+  /** True from `start()` until `stop()`. */
   get running(): boolean {
     return this.#running !== undefined;
   }

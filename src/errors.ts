@@ -10,6 +10,7 @@ export interface SystemErrorLike extends Error {
   syscall?: string;
 }
 
+/** The base of every trews error: `code` is a stable `ERR_TREWS_*` string, `cause` the system error behind it, if any. */
 export class TrewsError extends Error {
   readonly code: string = 'ERR_TREWS';
 

@@ -173,6 +173,10 @@ const NO = 0;
 const YES = 1;
 const INCOMPLETE = 2;
 
+/**
+ * The framer behind `readDelimiter`, usable on its own: push bytes in, take whole frames out.
+ * Pure (no sockets), O(n) in the bytes pushed.
+ */
 export class ReadBuffer {
   /** The largest frame (or unframed remainder) allowed, in bytes. */
   bufferSize: number;

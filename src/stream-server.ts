@@ -16,6 +16,7 @@ import { listenMemory, type MemoryListener } from './memory.js';
 
 export type StreamClass<C extends Stream> = new (options?: StreamOptions) => C;
 
+/** Options for `new StreamServer(ConnectionClass, options)` and `new Server(...)`. */
 export interface StreamServerOptions extends ChannelOptions {
   /**
    * Options given to every accepted connection (its engine is the server's): any of
@@ -28,6 +29,7 @@ export interface StreamServerOptions extends ChannelOptions {
   tls?: TLSServerOptions;
 }
 
+/** Options for `server.listen(address, options)`. */
 export interface ListenOptions {
   /** Pending-connection queue length passed to listen(2). */
   backlog?: number;
@@ -43,6 +45,10 @@ export interface StreamServerEvents<C> extends ChannelEvents {
 
 type State = 'idle' | 'binding' | 'listening' | 'closing' | 'closed';
 
+/**
+ * Listens on one address and makes one stream of `ConnectionClass` per accepted peer. Use
+ * `Server`, whose connections are `Connection`s by default.
+ */
 export class StreamServer<C extends Stream = Stream> extends Channel<StreamServerEvents<C>> implements StreamOwner {
   /** The class made for each accepted connection, when none is passed to the constructor. */
   static ConnectionClass: StreamClass<Stream> = Stream;
@@ -92,6 +98,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     return this.#state === 'closed';
   }
 
+  /** True from the end of `listen()` (just before `onListen`) until the server starts closing. */
   get listening(): boolean {
     return this.#state === 'listening';
   }

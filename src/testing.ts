@@ -10,6 +10,7 @@
  */
 import type { Engine } from './engine.js';
 
+/** Options for `settle(engine, options)`. */
 export interface SettleOptions {
   /** Stop after this much virtual time has passed (default Infinity). */
   maxTime?: number;
