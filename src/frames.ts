@@ -15,10 +15,9 @@ export interface FramesOptions {
 
 const DEFAULT_HIGH_WATER_MARK = 16;
 
+/** Yields `Frame`s: a stream's iterator is typed from its class (see FrameOf). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Frame = any;
-
-export class FrameIterator implements AsyncIterableIterator<Frame> {
+export class FrameIterator<Frame = any> implements AsyncIterableIterator<Frame> {
   readonly #stream: Stream;
   readonly #highWaterMark: number;
   readonly #frames: Frame[] = [];
@@ -60,7 +59,7 @@ export class FrameIterator implements AsyncIterableIterator<Frame> {
 
   next(): Promise<IteratorResult<Frame>> {
     if (this.#frames.length > 0) {
-      const value = this.#frames.shift();
+      const value = this.#frames.shift()!;
       this.#maybeResume();
       return Promise.resolve({ value, done: false });
     }
@@ -78,9 +77,9 @@ export class FrameIterator implements AsyncIterableIterator<Frame> {
     return Promise.resolve({ value: undefined, done: true });
   }
 
-  #onRead = (...args: Frame[]): void => {
+  #onRead = (...args: unknown[]): void => {
     // As 'read' delivers it: one value, or a Struct's values as an array.
-    const frame = args.length === 1 && !(this.#stream.readDelimiter instanceof Struct) ? args[0] : args;
+    const frame = (args.length === 1 && !(this.#stream.readDelimiter instanceof Struct) ? args[0] : args) as Frame;
     const waiter = this.#waiting.shift();
     if (waiter !== undefined) {
       waiter.resolve({ value: frame, done: false });

@@ -268,6 +268,9 @@ class Occasional {
   failure: Error | null = null;
 }
 
+/** What `for await` yields on a stream class T: `onRead`'s one argument, or a Struct's values as an array. */
+export type FrameOf<T extends Stream> = [T['readDelimiter']] extends [Struct] ? Parameters<T['onRead']> : Parameters<T['onRead']>[0];
+
 /** StreamEvents of a stream class T: `'read'` carries what T's `onRead` receives. */
 export type StreamEventsOf<T extends Stream> = Omit<StreamEvents, 'read'> & { read: Parameters<T['onRead']> };
 
@@ -885,12 +888,12 @@ export class Stream extends Channel<StreamEvents> {
    * the stream closes, and throws the error that reached `onError`. Leaving the loop early
    * (`break`) closes the stream, flushing what was written.
    */
-  readFrames(options?: FramesOptions): FrameIterator {
+  readFrames(options?: FramesOptions): FrameIterator<FrameOf<this>> {
     return new FrameIterator(this, options);
   }
 
   /** `for await (const frame of stream)`: `readFrames()` with the defaults. */
-  [Symbol.asyncIterator](): FrameIterator {
+  [Symbol.asyncIterator](): FrameIterator<FrameOf<this>> {
     return new FrameIterator(this);
   }
 

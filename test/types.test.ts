@@ -16,6 +16,8 @@ import {
   Struct,
   type Delimiter,
   type FrameArgs,
+  type FrameIterator,
+  type FrameOf,
   type InetAddress,
   type StructValue,
   type StructValues,
@@ -168,6 +170,20 @@ describe('onRead and the read event follow the framing', () => {
     }
     expectTypeOf<Parameters<Pairs['onRead']>>().toEqualTypeOf<[number, number, address: InetAddress]>();
     new Datagram({ engine }).on('read', (data: Buffer, from: InetAddress) => void [data, from]);
+  });
+
+  it('for await yields the frame (a Struct: its values as an array)', () => {
+    expectTypeOf<ReturnType<Lines['readFrames']>>().toEqualTypeOf<FrameIterator<string>>();
+    expectTypeOf<FrameOf<Bytes>>().toEqualTypeOf<Buffer>();
+    expectTypeOf<FrameOf<Points>>().toEqualTypeOf<[number, number, bigint]>();
+    expectTypeOf<FrameOf<Switching>>().toEqualTypeOf<number | Buffer>();
+    expectTypeOf<FrameOf<Client>>().toBeAny();
+    async function lengths(lines: Lines): Promise<number> {
+      let n = 0;
+      for await (const line of lines) n += line.length;
+      return n;
+    }
+    expect(lengths).toBeTypeOf('function');
   });
 
   it('FrameArgs is exported for your own types', () => {
