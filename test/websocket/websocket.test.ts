@@ -1,9 +1,12 @@
 /** trews/websocket against independent peers: the `ws` client and server. */
 import { Buffer } from 'node:buffer';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer as WsServer } from 'ws';
 import { WebSocketClient, WebSocketConnection, WebSocketServer } from '../../src/websocket/index.js';
-import { deferred, onCleanup, portOf, pseudoRandomBytes, sha256, testEngine } from '../helpers.js';
+import { deferred, onCleanup, portOf, pseudoRandomBytes, sha256, tempDir, testEngine } from '../helpers.js';
+import { Struct } from '../../src/struct.js';
 import type { Engine } from '../../src/engine.js';
 
 class Echo extends WebSocketConnection {
@@ -109,6 +112,36 @@ describe('WebSocketServer with the ws client', () => {
     await client.until(3);
     expect(lines).toEqual(['abc', 'de', '']);
     expect(client.messages.map(([d]) => d.toString())).toEqual(['ABC\n', 'DE\n', '\n']);
+    await server.close();
+  });
+
+  it('frames binary messages with a Struct; writePacked and writeFile send binary messages', async () => {
+    const engine = testEngine();
+    const dir = tempDir();
+    const file = path.join(dir, 'payload.bin');
+    writeFileSync(file, 'file contents, sent as one binary message');
+    const values: number[][] = [];
+    class Packed extends WebSocketConnection {
+      override readDelimiter = new Struct('!HI');
+      override onRead(a: number, b: number): void {
+        values.push([a, b]);
+        this.writePacked(a + 1, b + 1);
+        if (values.length === 2) void this.writeFile(file, { offset: 5, length: 8 });
+      }
+    }
+    const { server, url } = await serve(engine, Packed);
+    const client = await wsClient(url);
+    const struct = new Struct('!HI');
+    const both = Buffer.concat([struct.pack(1, 2), struct.pack(3, 4)]);
+    client.socket.send(both.subarray(0, 4)); // a frame split across messages
+    client.socket.send(both.subarray(4));
+    await client.until(3);
+    expect(values).toEqual([[1, 2], [3, 4]]);
+    expect(client.messages.map(([d, binary]) => [binary, d.length === 6 ? struct.unpack(d) : d.toString()])).toEqual([
+      [true, [2, 3]],
+      [true, [4, 5]],
+      [true, 'contents'],
+    ]);
     await server.close();
   });
 
