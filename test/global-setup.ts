@@ -13,8 +13,11 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { hasOpenSSL, makeTestPKI } from './pki.js';
 
+const RUN_PREFIX = 'trews-test-run-';
+
 export default function setup(project: TestProject): () => void {
-  const runDir = mkdtempSync(path.join(os.tmpdir(), 'trews-test-run-'));
+  removeRunsOfDeadProcesses();
+  const runDir = mkdtempSync(path.join(os.tmpdir(), `${RUN_PREFIX}${process.pid}-`));
   const pki = hasOpenSSL() ? makeTestPKI(runDir) : null;
   project.provide('trewsPKI', pki);
   // Workers are forked after global setup and take their environment from this process.
@@ -31,4 +34,24 @@ export default function setup(project: TestProject): () => void {
       throw new Error(`the tests left ${left.length} trews-* entr${left.length === 1 ? 'y' : 'ies'} in the temp folder (removed now): ${left.join(', ')}. Clean up in afterEach/onCleanup, not on process exit.`);
     }
   };
+}
+
+/**
+ * A run killed before its teardown (Ctrl-C twice, a CI timeout) leaves its folder, test keys
+ * included: the next run removes the folders of runs whose process is gone.
+ */
+function removeRunsOfDeadProcesses(): void {
+  for (const name of readdirSync(os.tmpdir())) {
+    const pid = Number(new RegExp(`^${RUN_PREFIX}(\\d+)-`).exec(name)?.[1]);
+    if (pid > 0 && !isAlive(pid)) rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM'; // alive, someone else's
+  }
 }
