@@ -61,7 +61,7 @@ function killAll(): void {
   live.clear();
 }
 
-class Proc {
+export class Proc {
   readonly child: ChildProcess;
   #lines: string[] = [];
   #partial = '';
@@ -131,7 +131,7 @@ class Proc {
 }
 
 /** Run `node args` with the open-files limit raised to `limit` (through bash), or as is. */
-function node(args: string[], limit: number | null): Proc {
+export function node(args: string[], limit: number | null): Proc {
   if (limit === null) return new Proc(process.execPath, args);
   const quoted = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   return new Proc('bash', ['-c', `ulimit -n ${limit} && exec ${quoted}`]);

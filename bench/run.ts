@@ -23,6 +23,7 @@ const SUITES: Record<string, () => Promise<SuiteModule>> = {
   idle: () => import('./idle.js'),
   churn: () => import('./churn.js'),
   latency: () => import('./latency.js'),
+  websocket: () => import('./websocket.js'),
 };
 
 function usage(): string {
