@@ -1,3 +1,10 @@
+/**
+ * Pants-style callback channels: subclass `Client`, `Connection` or `Datagram`, override its
+ * `on*` hooks, set `readDelimiter`, and receive whole messages over TCP, TLS, Unix sockets or
+ * UDP. Serve connections with `Server`; every channel lives in an `Engine`.
+ *
+ * @module trews
+ */
 export { Engine, Timer, type EngineOptions, type EngineEvents } from './engine.js';
 export { Channel, type ChannelOptions, type ChannelEvents } from './channel.js';
 export { Stream, type StreamOptions, type StreamEvents, type StreamEventsOf, type FrameOf, type ConnectOptions, type CloseOptions, type WriteFileOptions } from './stream.js';

@@ -7,6 +7,8 @@
  *   await client.connect({ memory: 'svc', latency: 20 });
  *   client.write('PING\n');
  *   await runFor(engine, 30_000);                   // 30 virtual seconds, instantly
+ *
+ * @module trews/testing
  */
 import type { Engine } from './engine.js';
 
