@@ -7,7 +7,7 @@
  */
 export { Engine, Timer, type EngineOptions, type EngineEvents } from './engine.js';
 export { Channel, type ChannelOptions, type ChannelEvents } from './channel.js';
-export { Stream, type StreamOptions, type StreamEvents, type StreamEventsOf, type FrameOf, type ConnectOptions, type CloseOptions, type WriteFileOptions } from './stream.js';
+export { Stream, type StreamOptions, type StreamEvents, type StreamEventsOf, type FrameOf, type ConnectOptions, type CloseOptions, type WriteFileOptions, type ReconnectOptions } from './stream.js';
 export { StreamServer, type StreamServerOptions, type StreamServerEvents, type ListenOptions, type StreamClass } from './stream-server.js';
 export { Server } from './server.js';
 export { Connection } from './connection.js';
@@ -15,7 +15,7 @@ export { Client } from './client.js';
 export { FrameIterator, type FramesOptions } from './frames.js';
 export { type TLSClientOptions, type TLSServerOptions } from './tls.js';
 export { Struct, type StructValue, type StructValues, type StructInput } from './struct.js';
-export { ReadBuffer, compileDelimiter, type Delimiter, type FrameArgs } from './framing.js';
+export { ReadBuffer, compileDelimiter, type Delimiter, type FrameArgs, type CompiledDelimiter } from './framing.js';
 export {
   TrewsError,
   ConnectError,

@@ -70,6 +70,7 @@ export interface StreamOptions extends ChannelOptions {
   reconnect?: boolean | ReconnectOptions;
 }
 
+/** How a client retries (`reconnect: true` takes these defaults): jittered exponential backoff on the Engine clock. */
 export interface ReconnectOptions {
   /** Delay before the first retry, ms (default 100). */
   initialDelay?: number;
