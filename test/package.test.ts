@@ -229,3 +229,17 @@ describe('the README, against the package', () => {
     await shoutsBack(child);
   });
 });
+
+describe('the API reference (npm run docs)', () => {
+  it('builds, and every type the public API mentions can be imported or is deliberately internal', async () => {
+    // TypeDoc warns when an exported signature uses a type the package does not export: a
+    // type users cannot name. `--emit none` checks without writing HTML.
+    const { stdout, stderr } = await run(process.execPath, [path.join(ROOT, 'node_modules/typedoc/bin/typedoc'), '--emit', 'none'], {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+    });
+    const lines = `${stdout}${stderr}`.split('\n');
+    expect(lines.filter((l) => /\[error\]|not included in the documentation|intentionally not exported/.test(l))).toEqual([]);
+    expect(lines.some((l) => /Found 0 errors/.test(l))).toBe(true);
+  }, 60_000);
+});
