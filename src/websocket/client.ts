@@ -13,6 +13,7 @@ import type { AddressInput } from '../address.js';
 import type { TLSClientOptions } from '../tls.js';
 import { WebSocketConnection } from './connection.js';
 import { MAX_REPLY_BYTES, checkReply, clientRequest, parseReply } from './handshake.js';
+import { offerDeflate, settleDeflate, type DeflateOptions, type PerMessageDeflate } from './protocol.js';
 
 export interface WebSocketConnectOptions extends Omit<ConnectOptions, 'tls'> {
   /** TLS options for `wss:` (ca, cert, ...); the server name is the URL's host. */
@@ -23,6 +24,8 @@ export interface WebSocketConnectOptions extends Omit<ConnectOptions, 'tls'> {
   headers?: Record<string, string>;
   /** Give up when the server has not answered the handshake after this many ms (default 30000). */
   handshakeTimeout?: number;
+  /** Offer permessage-deflate (RFC 7692): `true` or ws's options. Default false. */
+  perMessageDeflate?: boolean | DeflateOptions;
 }
 
 /** The handshake failed: the server refused (`status`, e.g. 403) or answered something else. */
@@ -41,10 +44,13 @@ interface Target {
   protocols: readonly string[];
   headers: Record<string, string>;
   handshakeTimeout: number;
+  perMessageDeflate: DeflateOptions | null;
 }
 
 interface Handshake {
   expectedAccept: string;
+  /** The extension offered, if any. */
+  deflate: PerMessageDeflate | null;
   reply: Buffer;
   timer: Timer;
 }
@@ -67,8 +73,8 @@ export class WebSocketClient extends WebSocketConnection {
     const secure = target.protocol === 'wss:';
     const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
     const port = target.port === '' ? (secure ? 443 : 80) : Number(target.port);
-    const { protocols = [], headers = {}, handshakeTimeout = 30_000, tls, ...connectOptions } = options;
-    this.#target = { url: target, protocols, headers, handshakeTimeout };
+    const { protocols = [], headers = {}, handshakeTimeout = 30_000, tls, perMessageDeflate = false, ...connectOptions } = options;
+    this.#target = { url: target, protocols, headers, handshakeTimeout, perMessageDeflate: perMessageDeflate === false ? null : perMessageDeflate === true ? {} : perMessageDeflate };
     const baseTLS = typeof this.tls === 'object' ? this.tls : {};
     const tlsOptions = secure ? { ...(isIP(host) === 0 && { servername: host }), ...baseTLS, ...tls } : false;
     const connected = (this.#connected = Outcome.create<void>());
@@ -81,10 +87,12 @@ export class WebSocketClient extends WebSocketConnection {
   /** @internal The socket is open: send the opening handshake. */
   override _opened(): void {
     this._resetSession();
-    const { url, headers, protocols, handshakeTimeout } = this.#target!;
-    const request = clientRequest(url, headers, protocols);
+    this._useDeflate(null);
+    const { url, headers, protocols, handshakeTimeout, perMessageDeflate } = this.#target!;
+    const offer = perMessageDeflate === null ? null : offerDeflate(perMessageDeflate, this.bufferSize);
+    const request = clientRequest(url, offer === null ? headers : { 'Sec-WebSocket-Extensions': offer.header, ...headers }, protocols);
     const timer = this.engine._defer(handshakeTimeout, () => this.#refused(`no reply within ${handshakeTimeout} ms`, 0));
-    this.#handshake = { expectedAccept: request.expectedAccept, reply: Buffer.alloc(0), timer };
+    this.#handshake = { expectedAccept: request.expectedAccept, deflate: offer?.deflate ?? null, reply: Buffer.alloc(0), timer };
     Stream.prototype.write.call(this, request.text);
     this.flush();
   }
@@ -103,11 +111,21 @@ export class WebSocketClient extends WebSocketConnection {
       return;
     }
     const { protocols } = this.#target!;
-    const wrong = checkReply(reply, handshake.expectedAccept, protocols);
+    let wrong = checkReply(reply, handshake.expectedAccept, protocols, handshake.deflate !== null);
+    const extensions = reply.headers['sec-websocket-extensions'];
+    if (wrong === null && extensions !== undefined) {
+      try {
+        settleDeflate(handshake.deflate!, extensions);
+      } catch (err) {
+        wrong = `invalid Sec-WebSocket-Extensions: ${(err as Error).message}`;
+      }
+    }
     if (wrong !== null) {
+      handshake.deflate?.cleanup();
       this.#refused(wrong, reply.status);
       return;
     }
+    this._useDeflate(extensions === undefined ? null : handshake.deflate);
     handshake.timer.cancel();
     this.#handshake = null;
     this.protocol = reply.headers['sec-websocket-protocol'] ?? null;

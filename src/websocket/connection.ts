@@ -11,7 +11,7 @@ import { Stream, type CloseOptions, type StreamOptions, type WriteFileOptions } 
 import type { Timer } from '../engine.js';
 import type { WebSocketServer } from './server.js';
 import { ClosedError, OverflowError, ReadError } from '../errors.js';
-import { BINARY, CLOSE, CloseCode, PING, PONG, TEXT, closePayload, frame, isSendableCloseCode, makeReceiver, statusCodeOf, type Receiver } from './protocol.js';
+import { BINARY, CLOSE, CloseCode, PING, PONG, TEXT, closePayload, frame, isSendableCloseCode, makeReceiver, makeSender, statusCodeOf, type FrameSink, type PerMessageDeflate, type Receiver, type Sender } from './protocol.js';
 
 export interface WebSocketOptions extends StreamOptions {
   /** Send a ping every this many ms (0: never, the default), on the Engine clock. */
@@ -36,6 +36,12 @@ type OwnedReceiver = Receiver & { [OWNER]: WebSocketConnection; _totalPayloadLen
 
 /** The most bytes of a close reason (a close frame's payload is at most 125 bytes). */
 const MAX_REASON = 123;
+
+/** permessage-deflate, when negotiated: ws's Sender orders frames around asynchronous deflate. */
+interface Compression {
+  deflate: PerMessageDeflate;
+  sender: Sender;
+}
 
 /** Ping state, made only when pinging is on. */
 interface Pinger {
@@ -65,6 +71,7 @@ export class WebSocketConnection extends Stream {
   #held: WebSocketMessage[] | null = null;
   #early: Buffer[] | null = null;
   #pinger: Pinger | null = null;
+  #compression: Compression | null = null;
 
   constructor(options: WebSocketOptions = {}) {
     super(options);
@@ -83,6 +90,11 @@ export class WebSocketConnection extends Stream {
   /** The reason that came with `closeCode` ('' if none). */
   get closeReason(): string {
     return this.#closeReason;
+  }
+
+  /** True when permessage-deflate was agreed in the handshake (messages may be compressed). */
+  get compressed(): boolean {
+    return this.#compression !== null;
   }
 
   /** True from `close()` (or the peer's close frame) until the channel has closed. */
@@ -125,6 +137,30 @@ export class WebSocketConnection extends Stream {
     this.#pinger = null;
   }
 
+  /** @internal Compress with this negotiated extension (null: not at all). */
+  _useDeflate(deflate: PerMessageDeflate | null): void {
+    this.#compression?.deflate.cleanup();
+    this.#compression = null;
+    if (deflate === null) return;
+    const sink: FrameSink = {
+      destroyed: false,
+      cork() {},
+      uncork() {},
+      write: (chunk, cb) => {
+        try {
+          super.write(chunk);
+        } catch {
+          // Closing meanwhile: the frame is dropped, as on any closed socket.
+        }
+        if (cb !== undefined) process.nextTick(cb);
+        return true;
+      },
+    };
+    Object.defineProperty(sink, 'destroyed', { get: () => !this.connected });
+    this.#compression = { deflate, sender: makeSender(sink, deflate) };
+    Promise.prototype.then.call(this.whenClosed(), () => deflate.cleanup());
+  }
+
   /** @internal The handshake is done: frames flow, `onConnect` runs. */
   protected _beginSession(): void {
     this.#flags |= OPEN;
@@ -142,7 +178,7 @@ export class WebSocketConnection extends Stream {
     let receiver = this.#receiver;
     if (receiver === null) {
       // Made on first data: an idle connection holds no parser.
-      receiver = this.#receiver = makeReceiver(this.accepted, this.bufferSize) as OwnedReceiver;
+      receiver = this.#receiver = makeReceiver(this.accepted, this.bufferSize, this.#compression?.deflate ?? null) as OwnedReceiver;
       receiver[OWNER] = this;
       receiver.on('message', WebSocketConnection.#receiverMessage);
       receiver.on('ping', WebSocketConnection.#receiverPing);
@@ -227,12 +263,16 @@ export class WebSocketConnection extends Stream {
     this.#closeCode = code;
     this.#closeReason = reason.toString('utf8');
     if (!this.connected) return;
-    if ((this.#flags & CLOSE_SENT) === 0) this.#sendClose(code, this.#closeReason);
-    super.end();
     const socket = this.socket!;
-    this.engine._defer(this.closeTimeout, () => {
-      if (this.socket === socket && !socket.destroyed) socket.destroy();
-    });
+    const end = () => {
+      if (this.socket !== socket || !this.connected) return;
+      super.end();
+      this.engine._defer(this.closeTimeout, () => {
+        if (this.socket === socket && !socket.destroyed) socket.destroy();
+      });
+    };
+    if ((this.#flags & CLOSE_SENT) === 0) this.#sendClose(code, this.#closeReason, end);
+    else end();
   }
 
   /** The peer broke the protocol (1002), sent invalid UTF-8 (1007) or too big a message (1009). */
@@ -240,9 +280,10 @@ export class WebSocketConnection extends Stream {
     if (!this.connected || (this.#flags & FAILED) !== 0) return;
     this.#flags |= FAILED;
     const code = statusCodeOf(err);
-    if ((this.#flags & CLOSE_SENT) === 0) this.#sendClose(code, '');
+    const close = () => void super.close();
+    if ((this.#flags & CLOSE_SENT) === 0) this.#sendClose(code, '', close);
+    else close();
     this.#closeReason = err.message;
-    void super.close();
     if (code === CloseCode.TOO_BIG) {
       const seen = this.#receiver?._totalPayloadLength ?? this.bufferSize + 1;
       this._fail('onOverflowError', new OverflowError(this.bufferSize, seen));
@@ -282,6 +323,14 @@ export class WebSocketConnection extends Stream {
 
   #sendFrame(opcode: number, payload: Buffer, ownPayload: boolean): boolean {
     if ((this.#flags & CLOSE_SENT) !== 0 && opcode !== CLOSE) throw new ClosedError(`write() on ${String(this)} after close`);
+    const compression = this.#compression;
+    if (compression !== null && (this.#flags & OPEN) !== 0) {
+      const mask = !this.accepted;
+      if (opcode === PING) compression.sender.ping(payload, mask);
+      else if (opcode === PONG) compression.sender.pong(payload, mask);
+      else compression.sender.send(payload, { binary: opcode === BINARY, compress: true, fin: true, mask });
+      return this.bufferedBytes < this.writeHighWaterMark;
+    }
     const frames = frame(opcode, payload, !this.accepted, ownPayload);
     if ((this.#flags & OPEN) === 0) {
       // Before the handshake has finished (a client): held, sent once it has.
@@ -295,11 +344,21 @@ export class WebSocketConnection extends Stream {
     return room;
   }
 
-  #sendClose(code: number, reason: string): void {
+  /** Send a close frame, then `then()` once it is queued behind every message before it. */
+  #sendClose(code: number, reason: string, then: () => void): void {
     this.#flags |= CLOSE_SENT;
     this.#closeCode ??= code;
+    const compression = this.#compression;
+    if (compression !== null) {
+      compression.sender.close(code === CloseCode.NO_STATUS ? undefined : code, reason, !this.accepted, () => {
+        this.flush();
+        then();
+      });
+      return;
+    }
     this.#sendFrame(CLOSE, closePayload(code, reason), true);
     this.flush();
+    then();
   }
 
   // ---- closing -----------------------------------------------------------------------------
@@ -332,9 +391,9 @@ export class WebSocketConnection extends Stream {
       this.#closeCode ??= CloseCode.ABNORMAL;
       return super.close(options);
     }
-    this.#sendClose(code, reason);
     this.#closeReason = reason;
-    return super.close(options);
+    this.#sendClose(code, reason, () => void super.close(options));
+    return this.whenClosed();
   }
 
   // Receiver listeners shared by every connection (a closure per connection would cost memory).

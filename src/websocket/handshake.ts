@@ -50,7 +50,7 @@ export function chooseProtocol(request: IncomingMessage, supported: readonly str
 }
 
 /** The 101 reply accepting the upgrade. */
-export function acceptReply(request: IncomingMessage, protocol: string | null): string {
+export function acceptReply(request: IncomingMessage, protocol: string | null, extensions: string | null = null): string {
   const lines = [
     'HTTP/1.1 101 Switching Protocols',
     'Upgrade: websocket',
@@ -58,6 +58,7 @@ export function acceptReply(request: IncomingMessage, protocol: string | null): 
     `Sec-WebSocket-Accept: ${acceptKey(request.headers['sec-websocket-key']!)}`,
   ];
   if (protocol !== null) lines.push(`Sec-WebSocket-Protocol: ${protocol}`);
+  if (extensions !== null) lines.push(`Sec-WebSocket-Extensions: ${extensions}`);
   return `${lines.join('\r\n')}\r\n\r\n`;
 }
 
@@ -116,13 +117,13 @@ export function parseReply(bytes: Buffer): HandshakeReply | null {
 }
 
 /** Why a reply does not accept the upgrade, or null if it does. */
-export function checkReply(reply: HandshakeReply, expectedAccept: string, protocols: readonly string[]): string | null {
+export function checkReply(reply: HandshakeReply, expectedAccept: string, protocols: readonly string[], offeredExtensions: boolean): string | null {
   if (reply.status !== 101) return reply.status === 0 ? 'the reply is not HTTP/1.1' : `the server answered HTTP ${reply.status}`;
   const { headers } = reply;
   if (headers.upgrade?.toLowerCase() !== 'websocket') return 'the reply lacks Upgrade: websocket';
   if (headers['sec-websocket-accept'] !== expectedAccept) return 'the reply has a wrong Sec-WebSocket-Accept';
   const protocol = headers['sec-websocket-protocol'];
   if (protocol !== undefined && !protocols.includes(protocol)) return `the server chose a subprotocol not offered: ${protocol}`;
-  if (headers['sec-websocket-extensions'] !== undefined) return 'the server chose an extension not offered';
+  if (headers['sec-websocket-extensions'] !== undefined && !offeredExtensions) return 'the server chose an extension not offered';
   return null;
 }

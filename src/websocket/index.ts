@@ -8,4 +8,4 @@
 export { WebSocketConnection, type WebSocketOptions, type WebSocketMessage } from './connection.js';
 export { WebSocketClient, HandshakeRefusedError, type WebSocketConnectOptions } from './client.js';
 export { WebSocketServer, type WebSocketServerOptions, type WebSocketServerEvents, type WebSocketConnectionClass, type OriginCheck } from './server.js';
-export { CloseCode } from './protocol.js';
+export { CloseCode, type DeflateOptions } from './protocol.js';

@@ -25,17 +25,57 @@ interface FrameOptions {
   rsv1: boolean;
 }
 
+/** ws's permessage-deflate (RFC 7692): negotiation, and zlib with its concurrency limit. */
+export interface PerMessageDeflate {
+  params: Record<string, unknown> | null;
+  offer(): Record<string, unknown>;
+  accept(configurations: unknown[]): Record<string, unknown>;
+  cleanup(): void;
+}
+
+/** Options of ws's PerMessageDeflate (see ws's documentation). */
+export interface DeflateOptions {
+  serverNoContextTakeover?: boolean;
+  clientNoContextTakeover?: boolean;
+  serverMaxWindowBits?: boolean | number;
+  clientMaxWindowBits?: boolean | number;
+  /** Messages smaller than this are sent uncompressed (bytes, default 1024). */
+  threshold?: number;
+  concurrencyLimit?: number;
+  zlibDeflateOptions?: object;
+  zlibInflateOptions?: object;
+}
+
+/** ws's Sender, used only on connections that compress: it orders frames around asynchronous deflate. */
+export interface Sender {
+  send(data: Buffer, options: { binary: boolean; compress: boolean; fin: boolean; mask: boolean }, cb?: (err?: Error) => void): void;
+  ping(data: Buffer, mask: boolean, cb?: (err?: Error) => void): void;
+  pong(data: Buffer, mask: boolean, cb?: (err?: Error) => void): void;
+  close(code: number | undefined, reason: string, mask: boolean, cb?: (err?: Error) => void): void;
+}
+
+/** What a Sender writes to: the connection's own write queue. */
+export interface FrameSink {
+  readonly destroyed: boolean;
+  cork(): void;
+  uncork(): void;
+  write(chunk: Buffer | string, cb?: (err?: Error) => void): boolean;
+}
+
 interface WsInternals {
-  Receiver: new (options: { isServer: boolean; maxPayload: number; allowSynchronousEvents?: boolean }) => Receiver;
-  Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] };
+  Receiver: new (options: { isServer: boolean; maxPayload: number; allowSynchronousEvents?: boolean; extensions?: Record<string, PerMessageDeflate> }) => Receiver;
+  Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } & (new (sink: FrameSink, extensions: Record<string, PerMessageDeflate>) => Sender);
   subprotocol: { parse(header: string): Set<string> };
+  extension: { parse(header: string): Record<string, unknown[]>; format(extensions: Record<string, unknown[]>): string };
+  PerMessageDeflate: (new (options: DeflateOptions & { isServer: boolean; maxPayload: number }) => PerMessageDeflate) & { extensionName: string };
 }
 
 // ESM: ws's named exports; CommonJS (the cjs build): properties of its module object.
 const namespace = ws as unknown as Partial<WsInternals> & { default?: WsInternals };
 const internals = (namespace.Receiver !== undefined ? namespace : namespace.default!) as WsInternals;
-const { Receiver: ReceiverClass, Sender } = internals;
+const { Receiver: ReceiverClass, Sender, PerMessageDeflate: DeflateClass, extension } = internals;
 export const parseProtocols = internals.subprotocol.parse;
+export const DEFLATE = DeflateClass.extensionName;
 
 export const TEXT = 0x1;
 export const BINARY = 0x2;
@@ -56,8 +96,40 @@ export const CloseCode = {
   INTERNAL_ERROR: 1011,
 } as const;
 
-export function makeReceiver(isServer: boolean, maxPayload: number): Receiver {
-  return new ReceiverClass({ isServer, maxPayload, allowSynchronousEvents: true });
+export function makeReceiver(isServer: boolean, maxPayload: number, deflate: PerMessageDeflate | null): Receiver {
+  return new ReceiverClass({ isServer, maxPayload, allowSynchronousEvents: true, ...(deflate !== null && { extensions: { [DEFLATE]: deflate } }) });
+}
+
+export function makeSender(sink: FrameSink, deflate: PerMessageDeflate): Sender {
+  return new Sender(sink, { [DEFLATE]: deflate });
+}
+
+/**
+ * Server side: accept a client's permessage-deflate offer (Sec-WebSocket-Extensions), if any.
+ * Returns the extension and the header value to answer with, null when none was offered;
+ * throws on an invalid header.
+ */
+export function acceptDeflate(header: string | undefined, options: DeflateOptions, maxPayload: number): { deflate: PerMessageDeflate; header: string } | null {
+  if (header === undefined) return null;
+  const offers = extension.parse(header)[DEFLATE];
+  if (offers === undefined) return null;
+  const deflate = new DeflateClass({ ...options, isServer: true, maxPayload });
+  deflate.accept(offers);
+  return { deflate, header: extension.format({ [DEFLATE]: [deflate.params] }) };
+}
+
+/** Client side: an extension to offer, and the Sec-WebSocket-Extensions value offering it. */
+export function offerDeflate(options: DeflateOptions, maxPayload: number): { deflate: PerMessageDeflate; header: string } {
+  const deflate = new DeflateClass({ ...options, isServer: false, maxPayload });
+  return { deflate, header: extension.format({ [DEFLATE]: [deflate.offer()] }) };
+}
+
+/** Client side: take the server's answer to our offer; throws if it is invalid. */
+export function settleDeflate(deflate: PerMessageDeflate, header: string): void {
+  const answer = extension.parse(header);
+  const names = Object.keys(answer);
+  if (names.length !== 1 || names[0] !== DEFLATE) throw new Error(`the server chose an extension not offered: ${header}`);
+  deflate.accept(answer[DEFLATE]!);
 }
 
 /**

@@ -15,7 +15,7 @@ import { Stream, type StreamOwner } from '../stream.js';
 import type { ListenOptions } from '../stream-server.js';
 import type { TLSServerOptions } from '../tls.js';
 import { WebSocketConnection, type WebSocketOptions } from './connection.js';
-import { CloseCode } from './protocol.js';
+import { CloseCode, acceptDeflate, type DeflateOptions } from './protocol.js';
 import { acceptReply, checkUpgrade, chooseProtocol, refusalReply, type Refusal } from './handshake.js';
 
 export type WebSocketConnectionClass<C extends WebSocketConnection> = new (options?: WebSocketOptions) => C;
@@ -34,6 +34,11 @@ export interface WebSocketServerOptions extends ChannelOptions {
   protocols?: readonly string[];
   /** Only upgrades to this path (`listen` and `attach`); default any. */
   path?: string;
+  /**
+   * Accept permessage-deflate (RFC 7692) when a client offers it: `true` for ws's defaults, or
+   * its options (`threshold`, `serverNoContextTakeover`, ...). Default false: no compression.
+   */
+  perMessageDeflate?: boolean | DeflateOptions;
   /** `listen()` serves `wss:`: `{ key, cert }` (PEM) and any https.createServer options. */
   tls?: TLSServerOptions;
 }
@@ -230,6 +235,22 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
     connection._owner = this;
     if (Object.hasOwn(connection, 'server')) (connection as { server?: unknown }).server = this;
     connection.protocol = chooseProtocol(request, this.#options.protocols ?? []);
+    let extensions: string | null = null;
+    const { perMessageDeflate } = this.#options;
+    if (perMessageDeflate !== undefined && perMessageDeflate !== false) {
+      let agreed;
+      try {
+        agreed = acceptDeflate(request.headers['sec-websocket-extensions'], perMessageDeflate === true ? {} : perMessageDeflate, connection.bufferSize);
+      } catch {
+        connection.destroy();
+        refuse(socket, { status: 400, reason: 'invalid Sec-WebSocket-Extensions' });
+        return;
+      }
+      if (agreed !== null) {
+        connection._useDeflate(agreed.deflate);
+        extensions = agreed.header;
+      }
+    }
     this.#open.add(connection);
     // Frames the client sent right behind its request are read first.
     if (head.length > 0) socket.unshift(head);
@@ -240,7 +261,7 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
       return;
     }
     // The 101 reply goes out with what onConnect writes, in one write.
-    Stream.prototype.write.call(connection, acceptReply(request, connection.protocol));
+    Stream.prototype.write.call(connection, acceptReply(request, connection.protocol, extensions));
     connection._accepted(null);
   };
 
