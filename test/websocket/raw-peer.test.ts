@@ -20,20 +20,11 @@ const PY_CLIENT = String.raw`
 import base64, hashlib, json, os, socket, struct, sys
 host, port, actions = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 answer_pings = len(sys.argv) < 5 or sys.argv[4] == 'yes'
+early = len(sys.argv) > 5 and sys.argv[5] == 'early'
 s = socket.create_connection((host, port), timeout=10)
 key = base64.b64encode(os.urandom(16)).decode()
-s.sendall(('GET /raw HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
-           'Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n' % (host, port, key)).encode())
-buf = b''
-while b'\r\n\r\n' not in buf:
-    data = s.recv(4096)
-    if not data: break
-    buf += data
-head, _, buf = buf.partition(b'\r\n\r\n')
-lines = head.decode('latin1').split('\r\n')
-headers = dict((k.strip().lower(), v.strip()) for k, v in (l.split(':', 1) for l in lines[1:]))
-expected = base64.b64encode(hashlib.sha1((key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').encode()).digest()).decode()
-
+request = ('GET /raw HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+           'Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n' % (host, port, key)).encode()
 def frame(opcode, payload, fin=True, masked=True):
     b0 = (0x80 if fin else 0) | opcode
     n = len(payload)
@@ -45,8 +36,20 @@ def frame(opcode, payload, fin=True, masked=True):
     mask = os.urandom(4)
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
-for opcode, payload, fin, masked in actions:
-    s.sendall(frame(opcode, bytes.fromhex(payload), fin, masked))
+frames_out = b''.join(frame(op, bytes.fromhex(p), fin, masked) for op, p, fin, masked in actions)
+# 'early': the frames go in the same packet as the request, before the server's reply.
+s.sendall(request + frames_out if early else request)
+buf = b''
+while b'\r\n\r\n' not in buf:
+    data = s.recv(4096)
+    if not data: break
+    buf += data
+head, _, buf = buf.partition(b'\r\n\r\n')
+lines = head.decode('latin1').split('\r\n')
+headers = dict((k.strip().lower(), v.strip()) for k, v in (l.split(':', 1) for l in lines[1:]))
+expected = base64.b64encode(hashlib.sha1((key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').encode()).digest()).decode()
+
+if not early: s.sendall(frames_out)
 
 def need(n):
     global buf
@@ -81,9 +84,9 @@ interface RawResult {
   frames: Array<[number, string]>;
 }
 
-async function rawClient(port: number, actions: Action[], answerPings = true): Promise<RawResult> {
+async function rawClient(port: number, actions: Action[], answerPings = true, early = false): Promise<RawResult> {
   const json = JSON.stringify(actions.map(([op, payload, fin = true, masked = true]) => [op, Buffer.from(payload).toString('hex'), fin, masked]));
-  return JSON.parse(await python(PY_CLIENT, ['127.0.0.1', String(port), json, answerPings ? 'yes' : 'no'])) as RawResult;
+  return JSON.parse(await python(PY_CLIENT, ['127.0.0.1', String(port), json, answerPings ? 'yes' : 'no', early ? 'early' : 'after'])) as RawResult;
 }
 
 function closeFrame(code: number, reason = ''): Buffer {
@@ -137,6 +140,18 @@ describe('WebSocketServer with a raw Python client', () => {
       [8, closeFrame(1000, 'done').toString('hex')],
     ]);
     expect(await closed.promise).toBe(1000);
+    await server.close();
+  });
+
+  it('reads frames sent in the same packet as the upgrade request', async () => {
+    const engine = testEngine();
+    const { server, port } = await serve(engine, Echo);
+    const out = await rawClient(port, [[1, 'eager'], [8, closeFrame(1000)]], true, true);
+    expect(out.status).toBe('HTTP/1.1 101 Switching Protocols');
+    expect(out.frames).toEqual([
+      [1, Buffer.from('eager').toString('hex')],
+      [8, closeFrame(1000).toString('hex')],
+    ]);
     await server.close();
   });
 
@@ -262,13 +277,16 @@ describe('refused upgrades', () => {
     await server.listen(['127.0.0.1', 0]);
     const url = `http://127.0.0.1:${portOf(server.localAddress)}/`;
     const curl = (...headers: string[]) => {
-      const args = ['--http1.1', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='];
+      const args = ['--http1.1', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='];
+      if (!headers.some((h) => h.startsWith('Sec-WebSocket-Version:'))) headers.push('Sec-WebSocket-Version: 13');
       for (const h of headers) args.push('-H', h);
       return run('curl', [...args, url]);
     };
     // curl runs beside the server (async): the server shares this process's event loop.
     expect(await curl()).toBe('401');
     expect(await curl('Authorization: Bearer wrong')).toBe('403');
+    // Checked before onUpgrade: a version other than 13 (or 8) is a bad request.
+    expect(await curl('Authorization: Bearer ok', 'Sec-WebSocket-Version: 12')).toBe('400');
     expect(await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', url])).toBe('426');
     expect(server.connections.size).toBe(0);
     await server.close();
