@@ -67,8 +67,9 @@ export class WebSocketConnection extends Stream {
   #receiver: OwnedReceiver | null = null;
   #closeCode: number | null = null;
   #closeReason = '';
-  /** Whole messages held while reading is paused, or frames written before the handshake finished. */
+  /** Whole messages parsed while reading is paused, delivered on resumeReading(). */
   #held: WebSocketMessage[] | null = null;
+  /** Frames written before the handshake finished (a client), sent once it has. */
   #early: Buffer[] | null = null;
   #pinger: Pinger | null = null;
   #compression: Compression | null = null;

@@ -145,6 +145,35 @@ describe('WebSocketServer with the ws client', () => {
     await server.close();
   });
 
+  it('pauseReading stops delivering whole messages at once; resumeReading delivers the rest in order', async () => {
+    const engine = testEngine();
+    const seen: string[] = [];
+    const paused = deferred<WebSocketConnection>();
+    class Pausing extends WebSocketConnection {
+      override onRead(message: string): void {
+        seen.push(message);
+        if (message === 'a') {
+          this.pauseReading();
+          paused.resolve(this);
+        }
+        if (message === 'd') this.write('done');
+      }
+    }
+    const { server, url } = await serve(engine, Pausing);
+    const client = await wsClient(url);
+    const frames = ['a', 'b', 'c', 'd'].map((m) => Buffer.concat([Buffer.from([0x81, 0x81, 0, 0, 0, 0]), Buffer.from(m)]));
+    // All four in one TCP write: one chunk for the server, parsed at once.
+    (client.socket as unknown as { _socket: { write(b: Buffer): void } })._socket.write(Buffer.concat(frames));
+    const connection = await paused.promise;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(connection.bytesRead).toBe(28); // all four frames were read, three of them held
+    expect(seen).toEqual(['a']);
+    connection.resumeReading();
+    await client.until(1);
+    expect(seen).toEqual(['a', 'b', 'c', 'd']);
+    await server.close();
+  });
+
   it('sends every message written in one dispatch in one socket write', async () => {
     const engine = testEngine();
     let writes = 0;
