@@ -140,6 +140,23 @@ describe('the npm package', () => {
     expect(imported.filter((name) => !builtin(name))).toEqual(['eventemitter3']);
   });
 
+  it('the subpaths share the root\'s classes and Engine, with import and with require', async () => {
+    const check = (load: (name: string) => string) => `
+const { Engine, Stream } = ${load('trews')};
+const { WebSocketConnection } = ${load('trews/websocket')};
+const { MemorySocket } = ${load('trews/testing')};
+const channel = new WebSocketConnection();
+console.log(JSON.stringify([channel instanceof Stream, channel.engine === Engine.instance(), typeof MemorySocket]));
+`;
+    writeFileSync(path.join(project, 'shared.mjs'), check((name) => `await import('${name}')`));
+    writeFileSync(path.join(project, 'shared.cjs'), check((name) => `require('${name}')`));
+    const results = await Promise.all(['shared.mjs', 'shared.cjs'].map(async (file) => JSON.parse((await run(process.execPath, [file], { cwd: project })).stdout) as unknown));
+    expect(results).toEqual([
+      [true, true, 'function'],
+      [true, true, 'function'],
+    ]);
+  });
+
   it('its types resolve under nodenext (ESM and CommonJS), bundler and node10, without esModuleInterop', () => {
     // The @ts-expect-error lines fail the check if the types degrade to `any`.
     const consumer = `
