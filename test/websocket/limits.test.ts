@@ -1,6 +1,7 @@
 /** trews/websocket: many clients, limits, backpressure, wss, attach and reconnect. */
 import { Buffer } from 'node:buffer';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { HandshakeRefusedError, WebSocketClient, WebSocketConnection, WebSocketServer } from '../../src/websocket/index.js';
@@ -175,6 +176,54 @@ describe('wss and attach', () => {
     expect(wrongPath).toMatch(/400/);
     await server.close();
     expect(app.listening).toBe(true);
+  });
+});
+
+describe('timeouts and refusals', () => {
+  it('idleTimeout closes a quiet connection with 1000 after onTimeout', async () => {
+    const engine = testEngine();
+    const kinds: string[] = [];
+    class Quiet extends WebSocketConnection {
+      override idleTimeout = 80;
+      override onTimeout(kind: 'idle' | 'read' | 'ping'): void {
+        kinds.push(kind);
+        super.onTimeout(kind);
+      }
+    }
+    const server = new WebSocketServer(Quiet, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const client = await openWs(`ws://127.0.0.1:${portOf(server.localAddress)}`);
+    const code = await new Promise<number>((resolve) => client.on('close', resolve));
+    expect(code).toBe(1000);
+    expect(kinds).toEqual(['idle']);
+    await server.close();
+  });
+
+  it('a WebSocketClient refused by a plain HTTP server, or never answered, fails with HandshakeRefusedError', async () => {
+    const engine = testEngine();
+    const plain = http.createServer((_req, res) => res.end('not a websocket'));
+    const silent = new Set<net.Socket>();
+    const mute = net.createServer((socket) => silent.add(socket.on('error', () => {})));
+    for (const s of [plain, mute]) await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    onCleanup(() => {
+      for (const socket of silent) socket.destroy();
+      return Promise.all([plain, mute].map((s) => new Promise((resolve) => s.close(resolve))));
+    });
+    const errors: unknown[] = [];
+    class Client extends WebSocketClient {
+      override onConnectError(err: Error): void {
+        errors.push(err);
+      }
+    }
+    const refused = await new Client({ engine }).connect(`ws://127.0.0.1:${(plain.address() as { port: number }).port}/`).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(HandshakeRefusedError);
+    expect((refused as HandshakeRefusedError).status).toBe(200);
+    const unanswered = await new Client({ engine })
+      .connect(`ws://127.0.0.1:${(mute.address() as { port: number }).port}/`, { handshakeTimeout: 100 })
+      .catch((e: unknown) => e);
+    expect(unanswered).toBeInstanceOf(HandshakeRefusedError);
+    expect((unanswered as Error).message).toMatch(/no reply within 100 ms/);
+    expect(errors).toEqual([refused, unanswered]);
   });
 });
 
