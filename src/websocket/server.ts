@@ -149,20 +149,17 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
   listen(address: AddressInput, options: ListenOptions = {}): Promise<void> {
     if (this.#state !== 'idle') throw new StateError(`listen() needs a new server; ${String(this)} is ${this.#state}`);
     const endpoint = parseAddress(address);
+    if (endpoint.kind === 'memory') throw new TypeError('a WebSocketServer listens on a TCP address or a Unix path');
+    const listenOptions: net.ListenOptions =
+      endpoint.kind === 'unix'
+        ? { path: endpoint.path }
+        : { port: endpoint.port, ...(endpoint.host !== undefined && { host: endpoint.host }), ...(options.ipv6Only && { ipv6Only: true }) };
+    if (options.backlog !== undefined) listenOptions.backlog = options.backlog;
     const { tls } = this.#options;
     const server: HTTPServer = tls === undefined ? http.createServer() : https.createServer(tls);
     server.on('request', refuseRequest);
     this.#use(server, true);
     const { outcome, resolve, reject } = Outcome.create<void>();
-    const listenOptions: net.ListenOptions =
-      endpoint.kind === 'unix'
-        ? { path: endpoint.path }
-        : endpoint.kind === 'inet'
-          ? { port: endpoint.port, ...(endpoint.host !== undefined && { host: endpoint.host }), ...(options.ipv6Only && { ipv6Only: true }) }
-          : (() => {
-              throw new TypeError('a WebSocketServer listens on a TCP address or a Unix path');
-            })();
-    if (options.backlog !== undefined) listenOptions.backlog = options.backlog;
     const onError = (err: Error & { code?: string }) => {
       server.off('listening', onListening);
       const listenErr = new ListenError(`listen on ${formatAddress(endpoint)} failed: ${err.code ?? err.message}`, { cause: err });

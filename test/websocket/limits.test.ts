@@ -2,10 +2,11 @@
 import { Buffer } from 'node:buffer';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { HandshakeRefusedError, WebSocketClient, WebSocketConnection, WebSocketServer } from '../../src/websocket/index.js';
-import { deferred, onCleanup, portOf, testEngine } from '../helpers.js';
+import { deferred, onCleanup, portOf, tempDir, testEngine } from '../helpers.js';
 import { testPKI } from '../tls-certs.js';
 
 function openWs(url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
@@ -224,6 +225,45 @@ describe('timeouts and refusals', () => {
     expect(unanswered).toBeInstanceOf(HandshakeRefusedError);
     expect((unanswered as Error).message).toMatch(/no reply within 100 ms/);
     expect(errors).toEqual([refused, unanswered]);
+  });
+});
+
+describe('listening', () => {
+  it('a taken port rejects listen() with the error onListenError saw, then closes', async () => {
+    const engine = testEngine();
+    const first = new WebSocketServer(WebSocketConnection, { engine });
+    await first.listen(['127.0.0.1', 0]);
+    const seen: string[] = [];
+    class Second extends WebSocketServer {
+      override onListenError(err: Error): void {
+        seen.push((err as { systemCode?: string }).systemCode ?? err.message);
+      }
+      override onClose(): void {
+        seen.push('close');
+      }
+    }
+    const second = new Second(WebSocketConnection, { engine });
+    await expect(second.listen(['127.0.0.1', portOf(first.localAddress)])).rejects.toMatchObject({ code: 'ERR_TREWS_LISTEN', systemCode: 'EADDRINUSE' });
+    await second.whenClosed();
+    expect(seen).toEqual(['EADDRINUSE', 'close']);
+    await first.close();
+  });
+
+  it('listens on a Unix socket path (ws+unix: client)', async () => {
+    const engine = testEngine();
+    class Echo extends WebSocketConnection {
+      override onRead(message: string): void {
+        this.write(`unix:${message}`);
+      }
+    }
+    const socketPath = path.join(tempDir(), 'ws.sock');
+    const server = new WebSocketServer(Echo, { engine });
+    await server.listen(socketPath);
+    const client = await openWs(`ws+unix://${socketPath}:/chat`);
+    const reply = new Promise<string>((resolve) => client.once('message', (d: Buffer) => resolve(d.toString())));
+    client.send('hi');
+    expect(await reply).toBe('unix:hi');
+    await server.close();
   });
 });
 
