@@ -31,9 +31,10 @@ interface FrameTuples<D, Tail extends any[]> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   unknown: any;
   struct: [...(D extends Struct<infer F> ? StructValues<F> : StructValue[]), ...Tail];
-  match: [match: RegExpExecArray, ...Tail];
-  bytes: [data: Buffer, ...Tail];
-  text: [data: string, ...Tail];
+  // The rest is labelled too: TypeScript before 5.2 rejects tuples that mix labelled and bare members.
+  match: [match: RegExpExecArray, ...rest: Tail];
+  bytes: [data: Buffer, ...rest: Tail];
+  text: [data: string, ...rest: Tail];
 }
 
 type FrameKind<D, E> = Delimiter extends D
