@@ -9,7 +9,7 @@ import * as https from 'node:https';
 import type * as net from 'node:net';
 import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from '../channel.js';
 import { debug } from '../engine.js';
-import { formatAddress, parseAddress, toAddress, type Address, type AddressInput } from '../address.js';
+import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from '../address.js';
 import { ListenError, StateError } from '../errors.js';
 import { Stream, type StreamOwner } from '../stream.js';
 import type { ListenOptions } from '../stream-server.js';
@@ -67,6 +67,8 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
   #ownsHTTP = false;
   #path: string | undefined;
   #local: Address | null = null;
+  /** Where listen() listens (a Unix path tells connections their local address). */
+  #endpoint: Endpoint | null = null;
   readonly #open = new Set<C>();
   readonly #closing = new Set<C>();
   #httpClosed = true;
@@ -150,6 +152,7 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
     if (this.#state !== 'idle') throw new StateError(`listen() needs a new server; ${String(this)} is ${this.#state}`);
     const endpoint = parseAddress(address);
     if (endpoint.kind === 'memory') throw new TypeError('a WebSocketServer listens on a TCP address or a Unix path');
+    this.#endpoint = endpoint;
     const listenOptions: net.ListenOptions =
       endpoint.kind === 'unix'
         ? { path: endpoint.path }
@@ -252,7 +255,7 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
     // Frames the client sent right behind its request are read first.
     if (head.length > 0) socket.unshift(head);
     try {
-      connection._attach(socket);
+      connection._attach(socket, this.#endpoint ?? undefined);
     } catch (err) {
       connection.destroy(err as Error);
       return;

@@ -259,10 +259,13 @@ describe('listening', () => {
     const socketPath = path.join(tempDir(), 'ws.sock');
     const server = new WebSocketServer(Echo, { engine });
     await server.listen(socketPath);
+    let addresses: unknown = null;
+    server.on('accept', (connection) => (addresses = [connection.localAddress, connection.remoteAddress]));
     const client = await openWs(`ws+unix://${socketPath}:/chat`);
     const reply = new Promise<string>((resolve) => client.once('message', (d: Buffer) => resolve(d.toString())));
     client.send('hi');
     expect(await reply).toBe('unix:hi');
+    expect(addresses).toEqual([socketPath, null]);
     await server.close();
   });
 });
