@@ -1,8 +1,9 @@
 /**
- * A line-based chat server you can use with `nc` or `telnet`, over TCP and a Unix socket at
- * once. The reusable part: `ChatConnection`, `ChatRoom` and `startChat()`; `main.ts` runs it.
+ * A line-based chat server you can use with `nc` or `telnet`, over TCP and a Unix socket, and
+ * from a browser over WebSocket, all in one room. The reusable part: `ChatConnection`,
+ * `WebChatConnection`, `ChatRoom` and `startChat()`; `main.ts` runs it.
  *
- * In your own project, import from 'trews' instead of '../../src/index.js'.
+ * In your own project, import from 'trews' and 'trews/websocket' instead of '../../src/...'.
  */
 import * as http from 'node:http';
 import { Connection, Server, type Engine, type OverflowError } from '../../src/index.js';
