@@ -77,6 +77,7 @@ export interface Destination {
 /** Every TCP address form, plus the `{ address, port, family }` objects `onRead` hands out. */
 export type DatagramAddressInput = AddressInput | { readonly address: string; readonly port: number; readonly family?: Family };
 
+/** The events a `Datagram` emits: one per hook, with the hook's arguments. */
 export interface DatagramEvents extends ChannelEvents {
   listen: [];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -125,6 +126,7 @@ export type DatagramEventsOf<T extends Datagram> = Omit<DatagramEvents, 'read'> 
 
 // Listener types follow the class (`this`), so a `'read'` listener is typed like `onRead`.
 export interface Datagram {
+  /** Listen for an event: each hook `onXxx` emits `'xxx'` with its arguments right after it runs (a `'read'` listener gets what this class's `onRead` receives). */
   on<E extends keyof DatagramEvents>(event: E, fn: (...args: DatagramEventsOf<this>[E]) => void, context?: unknown): this;
   addListener<E extends keyof DatagramEvents>(event: E, fn: (...args: DatagramEventsOf<this>[E]) => void, context?: unknown): this;
   once<E extends keyof DatagramEvents>(event: E, fn: (...args: DatagramEventsOf<this>[E]) => void, context?: unknown): this;
@@ -155,9 +157,13 @@ export class Datagram extends Channel<DatagramEvents> {
   /** The most bytes one frame or one sender's unframed remainder may hold. */
   declare bufferSize: number;
 
+  /** The most senders with an unfinished frame kept at once; the least recently heard is evicted (default 1024). */
   maxSenders: number;
+  /** An unfinished frame is dropped after this many ms without more bytes from its sender (default 30000). */
   senderTimeout: number;
+  /** How long a flushing close waits for sends in flight (ms, default 5000). */
   closeTimeout: number;
+  /** `write()` returns false once this many bytes are in flight (default 65536). */
   writeHighWaterMark: number;
   readonly #lookup: DatagramLookup;
 
@@ -219,6 +225,7 @@ export class Datagram extends Channel<DatagramEvents> {
     return this.#state === 'open';
   }
 
+  /** True from `close()` until the channel has closed. */
   get closing(): boolean {
     return this.#state === 'closing';
   }
@@ -262,6 +269,7 @@ export class Datagram extends Channel<DatagramEvents> {
   /** Every datagram written has been handed to the OS: the drain signal. */
   onWrite(): void {}
 
+  /** Binding failed (`EADDRINUSE`, `EACCES`, ...); `onClose` follows. Default: `onError(err)`. */
   onListenError(err: ListenError): void {
     this._toOnError(err);
   }
@@ -463,6 +471,7 @@ export class Datagram extends Channel<DatagramEvents> {
   // Thin wrappers over node:dgram; they need a bound socket, and a refusal by the OS throws
   // Node's system error (with `code`) synchronously.
 
+  /** Allow sending to broadcast addresses (SO_BROADCAST). */
   setBroadcast(flag: boolean): void {
     this.#boundSocket('setBroadcast').setBroadcast(flag);
   }
@@ -472,6 +481,7 @@ export class Datagram extends Channel<DatagramEvents> {
     this.#boundSocket('addMembership').addMembership(group, iface);
   }
 
+  /** Leave multicast `group` on the interface with address `iface`. */
   dropMembership(group: string, iface?: string): void {
     this.#boundSocket('dropMembership').dropMembership(group, iface);
   }

@@ -120,6 +120,7 @@ export interface WriteFileOptions {
   length?: number;
 }
 
+/** The events a `Stream` emits: one per hook, with the hook's arguments (`onConnectError(err)` -> `'connectError'`). */
 export interface StreamEvents extends ChannelEvents {
   connect: [];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -277,6 +278,7 @@ export type StreamEventsOf<T extends Stream> = Omit<StreamEvents, 'read'> & { re
 
 // Listener types follow the class (`this`), so a `'read'` listener is typed like `onRead`.
 export interface Stream {
+  /** Listen for an event: each hook `onXxx` emits `'xxx'` with its arguments right after it runs (a `'read'` listener gets what this class's `onRead` receives). */
   on<E extends keyof StreamEvents>(event: E, fn: (...args: StreamEventsOf<this>[E]) => void, context?: unknown): this;
   addListener<E extends keyof StreamEvents>(event: E, fn: (...args: StreamEventsOf<this>[E]) => void, context?: unknown): this;
   once<E extends keyof StreamEvents>(event: E, fn: (...args: StreamEventsOf<this>[E]) => void, context?: unknown): this;
