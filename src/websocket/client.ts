@@ -78,6 +78,8 @@ export class WebSocketClient extends WebSocketConnection {
     const baseTLS = typeof this.tls === 'object' ? this.tls : {};
     const tlsOptions = secure ? { ...(isIP(host) === 0 && { servername: host }), ...baseTLS, ...tls } : false;
     const connected = (this.#connected = Outcome.create<void>());
+    // Closed before the handshake completed: no timer or zlib context is left behind.
+    Promise.prototype.then.call(this.whenClosed(), () => this.#forgetHandshake());
     // Not observed through Outcome#then: the caller's own awaiting decides whether hooks log.
     Promise.prototype.then.call(super.connect([host, port], { ...connectOptions, tls: tlsOptions }), undefined, connected.reject);
     Promise.prototype.then.call(this.whenClosed(), () => connected.reject(new ClosedError(`${String(this)} closed before the WebSocket handshake completed`)));
@@ -91,8 +93,17 @@ export class WebSocketClient extends WebSocketConnection {
     const { url, headers, protocols, handshakeTimeout, perMessageDeflate } = this.#target!;
     const offer = perMessageDeflate === null ? null : offerDeflate(perMessageDeflate, this.bufferSize);
     const request = clientRequest(url, offer === null ? headers : { 'Sec-WebSocket-Extensions': offer.header, ...headers }, protocols);
-    const timer = this.engine._defer(handshakeTimeout, () => this.#refused(`no reply within ${handshakeTimeout} ms`, 0));
-    this.#handshake = { expectedAccept: request.expectedAccept, deflate: offer?.deflate ?? null, reply: Buffer.alloc(0), timer };
+    // A handshake left unfinished by a dropped connection is forgotten (a reconnect starts anew).
+    this.#forgetHandshake();
+    const handshake: Handshake = {
+      expectedAccept: request.expectedAccept,
+      deflate: offer?.deflate ?? null,
+      reply: Buffer.alloc(0),
+      timer: this.engine._defer(handshakeTimeout, () => {
+        if (this.#handshake === handshake && this.connected) this.#refused(`no reply within ${handshakeTimeout} ms`, 0);
+      }),
+    };
+    this.#handshake = handshake;
     Stream.prototype.write.call(this, request.text);
     this.flush();
   }
@@ -132,6 +143,13 @@ export class WebSocketClient extends WebSocketConnection {
     this._beginSession();
     this.#connected?.resolve();
     if (reply.rest.length > 0 && this.connected) super._received(reply.rest);
+  }
+
+  #forgetHandshake(): void {
+    const handshake = this.#handshake;
+    this.#handshake = null;
+    handshake?.timer.cancel();
+    handshake?.deflate?.cleanup();
   }
 
   #refused(why: string, status: number): void {

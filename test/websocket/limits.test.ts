@@ -270,6 +270,35 @@ describe('listening', () => {
   });
 });
 
+describe('closing a client during its handshake', () => {
+  it('rejects connect() with a ClosedError; the handshake timeout never fires afterwards', async () => {
+    const engine = testEngine({ clock: 'virtual' });
+    const accepted = deferred<net.Socket>();
+    const mute = net.createServer((socket) => accepted.resolve(socket.on('error', () => {})));
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    onCleanup(() => new Promise((resolve) => mute.close(resolve)));
+    const hooks: string[] = [];
+    class Client extends WebSocketClient {
+      override onConnectError(): void {
+        hooks.push('connectError');
+      }
+      override onClose(): void {
+        hooks.push(`close:${this.closeCode}`);
+      }
+    }
+    const client = new Client({ engine });
+    const connecting = client.connect(`ws://127.0.0.1:${(mute.address() as { port: number }).port}/`, { handshakeTimeout: 1000 }).catch((e: Error) => e.name);
+    const socket = await accepted.promise;
+    // The request arrives: the client is waiting for the reply. Close it now.
+    await new Promise((resolve) => socket.once('data', resolve));
+    await client.close(false);
+    expect(await connecting).toBe('ClosedError');
+    engine.advance(5000);
+    expect(hooks).toEqual(['close:1006']);
+    socket.destroy();
+  });
+});
+
 describe('reconnecting client', () => {
   it('reconnects after the server drops it, handshake and onConnect again', async () => {
     const engine = testEngine();
