@@ -19,7 +19,7 @@ import { ClosedError, TimeoutError, TrewsError } from './errors.js';
 import type { CloseOptions, Stream } from './stream.js';
 import { CodecError, decodeWith, jsonCodec, messageOf, type Codec } from './codec.js';
 import { Outbox, type OutboxItem } from './outbox.js';
-import { Packets, framePacket, type Constructor, type PacketChannel, type PacketEvents, type PacketOptions, type TypedEvents } from './packet.js';
+import { Packets, framePacket, type Constructor, type PacketChannel, type PacketEvents, type PacketMembers, type PacketOptions, type TypedEvents } from './packet.js';
 import { inspect } from 'node:util';
 
 /** Wire types. */
@@ -151,7 +151,7 @@ export interface MessageMembers {
   close(options?: boolean | MessageCloseOptions): Promise<void>;
 }
 
-export interface MessageChannel extends MessageMembers, Omit<PacketChannel, keyof TypedEvents<PacketEvents>>, TypedEvents<MessageEvents> {}
+export interface MessageChannel extends MessageMembers, PacketMembers, TypedEvents<MessageEvents> {}
 
 interface Outgoing extends OutboxItem, SentMessage {}
 

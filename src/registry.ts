@@ -20,7 +20,7 @@ import { type Timer } from './engine.js';
 import { StateError, TrewsError } from './errors.js';
 import type { CloseOptions, Stream } from './stream.js';
 import { CodecError, decodeWith, encodeWith, jsonCodec, type Codec } from './codec.js';
-import { Packets, type Constructor, type PacketChannel, type PacketEvents, type PacketOptions, type TypedEvents } from './packet.js';
+import { Packets, type Constructor, type PacketChannel, type PacketEvents, type PacketMembers, type PacketOptions, type TypedEvents } from './packet.js';
 
 /** The largest application packet id; the ids above it (0xFFF0-0xFFFF) are control packets. */
 export const MAX_PACKET_ID = 0xffef;
@@ -168,7 +168,7 @@ export interface RegistryMembers {
   close(options?: boolean | RegistryCloseOptions): Promise<void>;
 }
 
-export interface RegistryChannel extends RegistryMembers, Omit<PacketChannel, keyof TypedEvents<PacketEvents>>, TypedEvents<RegistryEvents> {}
+export interface RegistryChannel extends RegistryMembers, PacketMembers, TypedEvents<RegistryEvents> {}
 
 /** Add typed packets with a handshake to a packet channel class: `Registry(Packets(Connection))`. */
 export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T): Constructor<RegistryChannel> & T {

@@ -247,6 +247,15 @@ describe('the README, against the package', () => {
     await shoutsBack(spawnTsx('shout.ts', [], {}, project));
   });
 
+  it('in a clone, after the quick start (npm install builds dist/), the first example runs there as written: npx tsx shout.ts finds the built package', async () => {
+    const scratch = path.join(ROOT, 'scratch');
+    mkdirSync(scratch, { recursive: true });
+    const dir = mkdtempSync(path.join(scratch, 'readme-'));
+    onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(path.join(dir, 'shout.ts'), shoutExample());
+    await shoutsBack(spawnTsx('shout.ts', [], {}, dir));
+  });
+
   it('its JavaScript form (without override and : string, as the README says) runs with node shout.mjs', async () => {
     const js = shoutExample().replaceAll('override ', '').replace('(line: string)', '(line)');
     writeFileSync(path.join(project, 'shout.mjs'), js);
