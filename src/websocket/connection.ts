@@ -166,7 +166,15 @@ export class WebSocketConnection extends Stream {
   protected _beginSession(): void {
     this.#flags |= OPEN;
     const interval = this.pingInterval;
-    if (interval > 0) this.#pinger = { cycle: this.engine.cycle(interval, WebSocketConnection.#pingTick, this), overdue: null };
+    if (interval > 0) {
+      const pinger: Pinger = { cycle: this.engine.cycle(interval, WebSocketConnection.#pingTick, this), overdue: null };
+      this.#pinger = pinger;
+      // Stop at once when closed: a pending timer would keep the connection in memory.
+      Promise.prototype.then.call(this.whenClosed(), () => {
+        pinger.cycle.cancel();
+        pinger.overdue?.cancel();
+      });
+    }
     super._opened();
     const early = this.#early;
     this.#early = null;
@@ -228,8 +236,13 @@ export class WebSocketConnection extends Stream {
     this.flush();
   }
 
+  /**
+   * Answer a ping, unless our writes are backed up: a peer that pings without reading must not
+   * grow the queue (RFC 6455 5.5.3 allows answering only the latest ping).
+   */
   #onPing(data: Buffer): void {
-    if ((this.#flags & CLOSE_SENT) === 0 && this.connected) this.#sendFrame(PONG, data, false);
+    if ((this.#flags & CLOSE_SENT) !== 0 || !this.connected || this.bufferedBytes >= this.writeHighWaterMark) return;
+    this.#sendFrame(PONG, data, false);
   }
 
   #onPong(): void {

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { WebSocketConnection, WebSocketServer } from '../../src/websocket/index.js';
 import type { OverflowError, ReadError } from '../../src/errors.js';
-import { deferred, portOf, python, testEngine } from '../helpers.js';
+import { deferred, portOf, python, pythonProcess, testEngine } from '../helpers.js';
 import type { Engine } from '../../src/engine.js';
 
 /**
@@ -231,6 +231,41 @@ describe('WebSocketServer with a raw Python client', () => {
     expect(out.frames.every(([op]) => op === 9)).toBe(true);
     expect(await closed.promise).toBe(1006);
     expect(timeouts).toEqual(['ping']);
+    await server.close();
+  });
+
+  it('a peer that floods pings and never reads gets no more pongs than the high-water mark allows', async () => {
+    const engine = testEngine();
+    const PINGS = 100_000; // 12.7 MB of pings: far more than the kernel buffers absorb
+    const accepted = deferred<WebSocketConnection>();
+    class Conn extends WebSocketConnection {
+      override writeHighWaterMark = 16 * 1024;
+    }
+    const { server, port } = await serve(engine, Conn);
+    server.on('accept', (connection) => accepted.resolve(connection));
+    const flood = String.raw`
+import base64, os, socket, struct, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=30)
+s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+          b'Sec-WebSocket-Key: ' + base64.b64encode(os.urandom(16)) + b'\r\nSec-WebSocket-Version: 13\r\n\r\n')
+head = b''
+while b'\r\n\r\n' not in head: head += s.recv(1)
+ping = struct.pack('!BB', 0x89, 0x80 | 125) + b'\0\0\0\0' + b'p' * 125
+s.sendall(ping * int(sys.argv[2]))
+print('sent', flush=True)
+sys.stdin.read()  # never read the socket; exit when the test says so
+`;
+    const peer = pythonProcess(flood, [String(port), String(PINGS)]);
+    const connection = await accepted.promise;
+    const total = connection.bytesRead + PINGS * 131;
+    await new Promise<void>((resolve) => {
+      const check = () => (connection.bytesRead >= total ? resolve() : void connection.socket!.once('data', () => setImmediate(check)));
+      check();
+    });
+    expect(connection.connected).toBe(true);
+    expect(connection.bufferedBytes).toBeLessThanOrEqual(16 * 1024 + 131);
+    peer.stdin!.end();
+    await peer.output;
     await server.close();
   });
 
