@@ -143,7 +143,7 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
    */
   protected _hook(hook: string, ...args: unknown[]): boolean {
     try {
-      (this as unknown as Record<string, (...a: unknown[]) => void>)[hook]!(...args);
+      this._awaitHook(hook, (this as unknown as Record<string, (...a: unknown[]) => unknown>)[hook]!(...args));
       const event = eventOf(hook);
       if (this._listened(event)) (this.emit as (event: string, ...a: unknown[]) => boolean)(event, ...args);
       return true;
@@ -151,6 +151,15 @@ export abstract class Channel<Events extends ChannelEvents = ChannelEvents> exte
       this._hookThrew(hook, err);
       return false;
     }
+  }
+
+  /**
+   * What a hook returned: an async hook's rejection goes to `onError` like a throw (an
+   * unhandled rejection would end the process). Hooks usually return undefined: one compare.
+   */
+  protected _awaitHook(hook: string, result: unknown): void {
+    if (result === undefined || typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return;
+    (result as PromiseLike<unknown>).then(undefined, (err: unknown) => this._hookThrew(hook, err));
   }
 
   /** Whether anything listens for `event`: emit() costs even with no listener. */

@@ -523,7 +523,7 @@ export class Datagram extends Channel<DatagramEvents> {
     if (this.#state !== 'open') return;
     const data = this.#encoding === null ? msg : msg.toString(this.#encoding);
     try {
-      (this as Datagram).onRead(data, address);
+      this._awaitHook('onRead', (this as Datagram).onRead(data, address));
       if (this._listened('read')) this.emit('read', data, address);
     } catch (err) {
       this._hookThrew('onRead', err);
@@ -587,14 +587,14 @@ export class Datagram extends Channel<DatagramEvents> {
     try {
       if (d.kind === 'struct') {
         const values = d.struct.unpack(frame);
-        (this as Datagram).onRead.apply(this, [...values, address]);
+        this._awaitHook('onRead', (this as Datagram).onRead.apply(this, [...values, address]));
         if (this._listened('read')) this.emit('read', ...values, address);
         return;
       }
       let data: unknown;
       if (d.kind === 'regex' && d.sticky) data = decodeMatch(rb.match!, this.#encoding);
       else data = this.#encoding === null ? frame : frame.toString(this.#encoding);
-      (this as Datagram).onRead(data, address);
+      this._awaitHook('onRead', (this as Datagram).onRead(data, address));
       if (this._listened('read')) this.emit('read', data, address);
     } catch (err) {
       this._hookThrew('onRead', err);
@@ -611,7 +611,7 @@ export class Datagram extends Channel<DatagramEvents> {
     const rest = sender.rb.drain();
     const data = this.#encoding === null ? rest : rest.toString(this.#encoding);
     try {
-      (this as Datagram).onRead(data, address);
+      this._awaitHook('onRead', (this as Datagram).onRead(data, address));
       if (this._listened('read')) this.emit('read', data, address);
     } catch (err) {
       this._hookThrew('onRead', err);

@@ -123,6 +123,8 @@ export function compileDelimiter(value: Delimiter, encoding: BufferEncoding | nu
     };
   }
   if (value instanceof Struct) {
+    // A frame of no bytes would be delivered forever without consuming anything.
+    if (value.size === 0) throw new RangeError(`readDelimiter Struct '${value.format}' has size 0: a Struct delimiter must take at least one byte`);
     let compiled = structs.get(value);
     if (compiled === undefined) {
       compiled = { kind: 'struct', size: value.size, struct: value };

@@ -105,7 +105,7 @@ export function Packets<T extends Constructor<Stream>>(Base: T): Constructor<Pac
     /** What `_hook('onPacket', payload)` does, without its generic dispatch: this runs per packet. */
     #deliver(payload: Buffer): void {
       try {
-        this.onPacket(payload);
+        this._awaitHook('onPacket', this.onPacket(payload));
         (this.emit as (event: string, ...args: unknown[]) => boolean)('packet', payload);
       } catch (err) {
         this._hookThrew('onPacket', err);

@@ -132,6 +132,17 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     if (!this.listening) void this.close(false);
   }
 
+  /**
+   * `onError` itself threw: report it to the engine, and close only a server that is not
+   * listening, as the default `onError` does. One bad error handler must not take down the
+   * listener and every connection.
+   */
+  protected override _hookThrew(hook: string, thrown: unknown): void {
+    if (hook !== 'onError') return super._hookThrew(hook, thrown);
+    this.engine.reportError(thrown, this);
+    if (!this.listening) void this.close(false);
+  }
+
   /** Listening failed (`EADDRINUSE`, `EACCES`, a live or non-socket file at a Unix path). */
   onListenError(err: ListenError): void {
     this._toOnError(err);
@@ -240,6 +251,9 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     try {
       connection._attach(socket, this.#endpoint ?? undefined);
     } catch (err) {
+      // An invalid class field (bufferSize = 0): fail this connection, and free its socket,
+      // which the stream may not have taken yet (else server.close() would wait for it).
+      socket.destroy();
       connection.destroy(err as Error);
       return;
     }

@@ -982,7 +982,7 @@ export class Stream extends Channel<StreamEvents> {
     try {
       if (d.kind === 'struct') {
         const values = d.struct.unpack(frame);
-        (this as Stream).onRead.apply(this, values);
+        this._awaitHook('onRead', (this as Stream).onRead.apply(this, values));
         if (this._listened('read')) this.emit('read', ...values);
         return;
       }
@@ -991,7 +991,7 @@ export class Stream extends Channel<StreamEvents> {
       else if (this.#encoding === null) data = frame;
       else if (d.kind === 'chunk') data = (this.#more.decoder ??= new StringDecoder(this.#encoding)).write(frame);
       else data = frame.toString(this.#encoding);
-      (this as Stream).onRead(data);
+      this._awaitHook('onRead', (this as Stream).onRead(data));
       if (this._listened('read')) this.emit('read', data);
     } catch (err) {
       this._hookThrew('onRead', err);
@@ -1028,7 +1028,7 @@ export class Stream extends Channel<StreamEvents> {
   #deliverTail(data: string | Buffer): void {
     if (this.#state !== 'open') return;
     try {
-      (this as Stream).onRead(data);
+      this._awaitHook('onRead', (this as Stream).onRead(data));
       if (this._listened('read')) this.emit('read', data);
     } catch (err) {
       this._hookThrew('onRead', err);

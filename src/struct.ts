@@ -87,6 +87,8 @@ const CODES = new Map<string, readonly [number, number]>([
 const ACCEPTED = 'x c b B ? h H i I l L q Q n N e f d s p with optional prefix @ = < > !';
 const SPACE = ' \t\n\r\v\f'; // Python's Py_ISSPACE
 const MAX_SIZE = 0x7fffffff;
+/** The most values one Struct packs or unpacks: each is an object, so a huge count is memory a format string alone could demand. */
+const MAX_VALUES = 65536;
 const NATIVE_LE = endianness() === 'LE';
 
 interface Field {
@@ -160,6 +162,11 @@ export class Struct<F extends string = any> {
       } else if (kind === PAD) {
         size += count;
       } else {
+        // Checked before the loop: '1000000000i' must not build a billion fields first.
+        if (fields.length + count > MAX_VALUES) {
+          throw new RangeError(`Struct: '${format}' has more than ${MAX_VALUES} values (a repeat count of ${count} at index ${i}); use 's' for a run of bytes`);
+        }
+        if (size + count * itemSize > MAX_SIZE) throw new RangeError(`Struct: total size of '${format}' is too large`);
         for (let k = 0; k < count; k++, size += itemSize) fields.push({ kind, offset: size, len: itemSize, code: ch });
       }
       if (size > MAX_SIZE) throw new RangeError(`Struct: total size of '${format}' is too large`);

@@ -216,7 +216,7 @@ export class WebSocketConnection extends Stream {
 
   #deliver(message: WebSocketMessage): void {
     try {
-      this.onRead(message);
+      this._awaitHook('onRead', this.onRead(message));
       if (this._listened('read')) this.emit('read', message);
     } catch (err) {
       this._hookThrew('onRead', err);

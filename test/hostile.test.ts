@@ -1,0 +1,137 @@
+/**
+ * Hostile input and careless settings (issue 17): every bound a remote peer or a slip in a
+ * subclass could break, over real loopback sockets. Each case names the promise it checks.
+ *
+ *   npx vitest run test/hostile.test.ts
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection, Server, Struct } from '../src/index.js';
+import { HookError } from '../src/errors.js';
+import { Peer, deferred, portOf, testEngine } from './helpers.js';
+
+// Nothing may escape as an unhandled rejection or exception.
+const escaped: string[] = [];
+const onEscape = (reason: unknown) => escaped.push(reason instanceof Error ? (reason.stack ?? reason.message) : String(reason));
+beforeAll(() => {
+  process.on('unhandledRejection', onEscape);
+  process.on('uncaughtException', onEscape);
+});
+afterAll(() => {
+  process.off('unhandledRejection', onEscape);
+  process.off('uncaughtException', onEscape);
+  expect(escaped).toEqual([]);
+});
+
+describe('async hooks', () => {
+  it('a rejected promise from an async onRead, onConnect or onClose reaches onError as a HookError naming the hook, not an unhandled rejection', async () => {
+    const engine = testEngine();
+    const errors: string[] = [];
+    const closed = deferred();
+    class Async extends Connection {
+      override readDelimiter = '\n';
+      override async onConnect() {
+        throw new Error('connect failed');
+      }
+      override async onRead(line: Buffer) {
+        await Promise.resolve();
+        if (line.toString() === 'bad') throw new Error('bad line');
+        this.write(`ok ${line.toString()}\n`);
+      }
+      override async onClose() {
+        closed.resolve();
+        throw new Error('close failed');
+      }
+      override onError(err: Error) {
+        errors.push(`${(err as HookError).hook}: ${(err.cause as Error).message}`);
+        expect(err).toBeInstanceOf(HookError);
+      }
+    }
+    const server = new Server(Async, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const peer = new Peer(portOf(server.localAddress));
+    await peer.write('good\nbad\n');
+    await peer.untilText('ok good\n');
+    peer.socket.end();
+    await closed.promise;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(errors).toEqual(['onConnect: connect failed', 'onRead: bad line', 'onClose: close failed']);
+  });
+});
+
+describe('Struct and field validation', () => {
+  it("a huge repeat count ('1000000000i') is a RangeError at construction, at once; 's' runs stay allowed", () => {
+    const t0 = performance.now();
+    expect(() => new Struct('1000000000i')).toThrow(RangeError);
+    expect(() => new Struct('!70000B')).toThrow(/more than 65536 values.*use 's'/);
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(new Struct('!70000s').size).toBe(70000);
+  });
+
+  it('a zero-size Struct delimiter is a RangeError at assignment (it would frame nothing forever)', () => {
+    const engine = testEngine();
+    expect(() => new Client({ engine, readDelimiter: new Struct('') })).toThrow(/size 0/);
+    expect(() => new Client({ engine, readDelimiter: new Struct('!0s') })).toThrow(RangeError);
+  });
+
+  it('an invalid class field (bufferSize = 0) fails that connection (onError, RangeError): its socket is closed, the server keeps serving, close() resolves', async () => {
+    const engine = testEngine();
+    const errors: Error[] = [];
+    class Broken extends Connection {
+      override bufferSize = 0;
+      override onError(err: Error) {
+        errors.push(err);
+        void this.close(false);
+      }
+    }
+    const server = new Server(Broken, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const peer = new Peer(portOf(server.localAddress));
+    await peer.untilClosed(3000);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(RangeError);
+    expect(errors[0]!.message).toMatch(/bufferSize must be a positive integer/);
+    expect(server.connections.size).toBe(0);
+    expect(server.listening).toBe(true);
+    await server.close();
+  });
+});
+
+describe('a throwing Server.onError', () => {
+  it('is reported to the engine; the listener and every connection stay up', async () => {
+    const engine = testEngine();
+    const reported: unknown[] = [];
+    engine.on('error', (err) => reported.push(err));
+    class Echo extends Connection {
+      override readDelimiter = '\n';
+      override onRead(line: Buffer) {
+        this.write(`${line.toString()}\n`);
+      }
+    }
+    class Fragile extends Server {
+      override onAccept(connection: Connection) {
+        if (this.connections.size === 2) throw new Error('onAccept failed');
+        void connection;
+      }
+      override onError(err: Error) {
+        throw new Error(`onError failed on ${err.message}`);
+      }
+    }
+    const server = new Fragile(Echo, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const port = portOf(server.localAddress);
+    const first = new Peer(port);
+    await first.write('one\n');
+    await first.untilText('one\n');
+    const second = new Peer(port); // its onAccept throws, and so does onError
+    await second.write('two\n');
+    await second.untilText('two\n');
+    expect(reported).toHaveLength(1);
+    expect(String(reported[0])).toMatch(/onError failed/);
+    expect(server.listening).toBe(true);
+    await first.write('again\n');
+    await first.untilText('again\n');
+    const third = new Peer(port);
+    await third.write('three\n');
+    await third.untilText('three\n');
+  });
+});
