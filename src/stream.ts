@@ -1260,7 +1260,7 @@ export class Stream extends Channel<StreamEvents> {
       handle = typeof job.source === 'string' ? await open(job.source, 'r') : job.source;
       let position = job.offset;
       while (sent < job.length) {
-        if (this.#state !== 'open' && this.#state !== 'closing') throw new ClosedError(`${String(this)} closed during writeFile()`);
+        if ((this.#state !== 'open' && this.#state !== 'closing') || socket.destroyed) throw new ClosedError(`${String(this)} closed during writeFile()`);
         const want = Math.min(FILE_CHUNK, job.length - sent);
         const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(want), 0, want, position);
         if (bytesRead === 0) break;
@@ -1661,8 +1661,10 @@ function isFileJob(item: string | Buffer | FileJob): item is FileJob {
   return typeof item === 'object' && !Buffer.isBuffer(item);
 }
 
+/** Resolves once the socket drains or closes (at once if it is already destroyed: its 'close' may have passed). */
 function drained(socket: net.Socket): Promise<void> {
   return new Promise((resolve) => {
+    if (socket.destroyed) return resolve();
     const done = () => {
       socket.off('drain', done);
       socket.off('close', done);

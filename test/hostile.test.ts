@@ -4,10 +4,14 @@
  *
  *   npx vitest run test/hostile.test.ts
  */
+import path from 'node:path';
+import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, Server, Struct } from '../src/index.js';
 import { HookError } from '../src/errors.js';
-import { Peer, deferred, portOf, testEngine } from './helpers.js';
+import { Peer, deferred, portOf, python, tempDir, testEngine, waitFor } from './helpers.js';
+
+const MiB = 1 << 20;
 
 // Nothing may escape as an unhandled rejection or exception.
 const escaped: string[] = [];
@@ -135,3 +139,60 @@ describe('a throwing Server.onError', () => {
     await third.untilText('three\n');
   });
 });
+
+describe('writeFile and a peer reset', () => {
+  it('every writeFile() promise settles and its file is closed when peers reset mid-transfer (24 peers)', async () => {
+    const engine = testEngine();
+    const dir = tempDir();
+    const file = path.join(dir, 'big.bin');
+    writeFileSync(file, Buffer.alloc(8 * MiB, 7));
+    const ROUNDS = 24;
+    const settled: string[] = [];
+    let started = 0;
+    class Sender extends Connection {
+      override onConnect() {
+        started++;
+        this.writeFile(file).then(
+          () => settled.push('resolved'),
+          (err: Error) => settled.push(err.name),
+        );
+      }
+      override onError() {
+        void this.close(false);
+      }
+    }
+    const server = new Server(Sender, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const fdsBefore = openFiles(file);
+    await python(
+      String.raw`
+import socket, struct, sys
+for _ in range(int(sys.argv[2])):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.connect(('127.0.0.1', int(sys.argv[1])))
+    got = 0
+    while got < 65536:
+        got += len(s.recv(65536))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    s.close()`,
+      [String(portOf(server.localAddress)), String(ROUNDS)],
+    );
+    await waitFor(() => settled.length === ROUNDS && server.connections.size === 0, (wake) => setTimeout(wake, 10), `${ROUNDS} settled writeFile() promises`, 5000, () => `settled ${settled.length} of ${started}`);
+    expect(started).toBe(ROUNDS);
+    await waitFor(() => openFiles(file) === fdsBefore, (wake) => setTimeout(wake, 10), 'the file to be closed', 2000, () => `${openFiles(file)} open`);
+  });
+});
+
+/** How many of this process's descriptors are open on `file`. */
+function openFiles(file: string): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === file) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
