@@ -73,6 +73,9 @@ const LOADS = [
 
 async function throughput(seconds: number, warmup: number, rounds: number): Promise<void> {
   const rates = new Map<string, number[]>();
+  // Server CPU seconds per message, the best round's: on a busy machine a ping-pong rate says
+  // as much about scheduling as about the server; its CPU per message says what it costs.
+  const cpuPerMessage = new Map<string, number>();
   for (let round = 1; round <= rounds; round++) {
     for (const load of LOADS) {
       for (const spec of SERVERS) {
@@ -85,6 +88,9 @@ async function throughput(seconds: number, warmup: number, rounds: number): Prom
             (warmup + seconds) * 1000 + 15_000,
           );
           rate = result.ok ? result.rate : NaN;
+          const cost = (serverCpu * result.seconds) / result.count;
+          const key = `${load.name}/${spec.name}`;
+          if (result.ok && !(cost >= (cpuPerMessage.get(key) ?? Infinity))) cpuPerMessage.set(key, cost);
           console.log(`  ${load.name.padEnd(9)} ${spec.name.padEnd(5)} ${fmtInt(result.rate).padStart(10)} msg/s  server cpu ${Math.round(serverCpu * 100)}%  load cpu ${Math.round(result.cpu * 100)}%${result.ok ? '' : '  (errors)'}`);
         } catch (err) {
           console.log(`  ! ${load.name} ${spec.name}: ${(err as Error).message}`);
@@ -106,6 +112,8 @@ async function throughput(seconds: number, warmup: number, rounds: number): Prom
   for (const load of LOADS) {
     const ratio = best(`${load.name}/trews`) / best(`${load.name}/ws`);
     console.log(`${load.name}: trews / ws = ${fmtRatio(ratio)} (target >= ${load.goal}x) ${verdict(ratio, load.goal)}`);
+    const cpu = (cpuPerMessage.get(`${load.name}/trews`) ?? NaN) / (cpuPerMessage.get(`${load.name}/ws`) ?? NaN);
+    console.log(`${load.name}: server CPU per message, trews / ws = ${fmtRatio(cpu)} (lower is better)`);
   }
 }
 
