@@ -1,0 +1,152 @@
+/**
+ * The Socket.IO v5 layer of one Engine.IO session: decodes packets (socket.io-parser), opens
+ * one SocketConnection per namespace on CONNECT, routes events and acks to them, and closes the
+ * whole session on any invalid packet.
+ */
+import type { Buffer } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
+import { Decoder, PacketType, type Packet } from 'socket.io-parser';
+import { debug, type Timer } from '../engine.js';
+import { ConnectRefusedError, type OpenInfo, type SocketConnection } from './connection.js';
+import type { CloseReason, EngineSession, SessionListener } from './engine-session.js';
+import { encode, validFromClient } from './packets.js';
+import type { SocketIOServer } from './server.js';
+
+/** What the first HTTP request of a session told. */
+export interface RequestInfo {
+  query: Record<string, string>;
+  headers: Record<string, string | string[] | undefined>;
+  address: OpenInfo['address'];
+}
+
+export class SocketIOClient implements SessionListener {
+  readonly #decoder = new Decoder();
+  /** Open and opening connections by namespace. */
+  readonly #connections = new Map<string, SocketConnection>();
+  #connectTimer: Timer | null;
+
+  constructor(
+    readonly server: SocketIOServer,
+    readonly session: EngineSession,
+    readonly request: RequestInfo,
+  ) {
+    this.#decoder.on('decoded', (packet: Packet) => this.#onPacket(packet));
+    this.#connectTimer = server.engine.defer(server.connectTimeout, () => {
+      this.#connectTimer = null;
+      if (this.#connections.size === 0) this.session.close('transport close');
+    });
+  }
+
+  onEngineMessage(data: string | Buffer): void {
+    try {
+      this.#decoder.add(data);
+    } catch (err) {
+      debug('socket.io session %s: invalid packet: %s', this.session.sid, (err as Error).message);
+      this.session.close('parse error');
+    }
+  }
+
+  onEngineClose(reason: CloseReason): void {
+    this.#connectTimer?.cancel();
+    this.#decoder.destroy();
+    const connections = [...this.#connections.values()];
+    this.#connections.clear();
+    for (const connection of connections) connection._closed(reason);
+  }
+
+  #onPacket(packet: Packet): void {
+    if (!validFromClient(packet)) throw new Error(`invalid packet of type ${packet.type}`);
+    const connection = this.#connections.get(packet.nsp);
+    switch (packet.type) {
+      case PacketType.CONNECT:
+        if (connection !== undefined) throw new Error(`a second CONNECT to ${packet.nsp}`);
+        this.#connect(packet.nsp, (packet.data as Record<string, unknown> | undefined) ?? {});
+        return;
+      case PacketType.DISCONNECT:
+        if (connection === undefined) return;
+        this.#connections.delete(packet.nsp);
+        connection._closed('client namespace disconnect');
+        return;
+      case PacketType.EVENT: {
+        // Events for a namespace not (yet) connected are dropped, as socket.io does.
+        if (connection === undefined) return;
+        const [name, ...args] = packet.data as [string | number, ...unknown[]];
+        connection._event(String(name), args, packet.id);
+        return;
+      }
+      case PacketType.ACK:
+        connection?._acked(packet.id!, packet.data as unknown[]);
+        return;
+      default:
+        throw new Error(`unexpected packet type ${packet.type}`);
+    }
+  }
+
+  #connect(nsp: string, auth: Record<string, unknown>): void {
+    const Class = this.server._endpoint(nsp);
+    if (Class === undefined) {
+      this.#send({ type: PacketType.CONNECT_ERROR, nsp, data: { message: 'Invalid namespace' } });
+      return;
+    }
+    let connection: SocketConnection;
+    try {
+      connection = new Class();
+    } catch (err) {
+      this.server.engine.reportError(err);
+      this.#send({ type: PacketType.CONNECT_ERROR, nsp, data: { message: 'Internal error' } });
+      return;
+    }
+    connection.id = randomBytes(15).toString('base64url');
+    connection.namespace = nsp;
+    connection.server = this.server;
+    connection._client = this;
+    connection._namespace = this.server.of(nsp);
+    connection.info = { auth, ...this.request, namespace: nsp };
+    this.#connections.set(nsp, connection);
+    this.#connectTimer?.cancel();
+    this.#connectTimer = null;
+    let verdict: unknown;
+    try {
+      verdict = connection.onOpen(connection.info);
+    } catch (err) {
+      this.#refuse(connection, err);
+      return;
+    }
+    if (verdict !== null && typeof verdict === 'object' && typeof (verdict as Promise<unknown>).then === 'function') {
+      (verdict as Promise<unknown>).then(
+        (value) => this.#decided(connection, value),
+        (err: unknown) => this.#refuse(connection, err),
+      );
+    } else {
+      this.#decided(connection, verdict);
+    }
+  }
+
+  #decided(connection: SocketConnection, verdict: unknown): void {
+    if (this.session.closed || this.#connections.get(connection.namespace) !== connection) return;
+    if (verdict === false) {
+      this.#refuse(connection, new ConnectRefusedError('Connection refused'));
+      return;
+    }
+    this.#send({ type: PacketType.CONNECT, nsp: connection.namespace, data: { sid: connection.id } });
+    connection._opened();
+  }
+
+  #refuse(connection: SocketConnection, err: unknown): void {
+    if (this.#connections.get(connection.namespace) !== connection) return;
+    this.#connections.delete(connection.namespace);
+    connection._closed('server namespace disconnect');
+    const message = err instanceof Error ? err.message : String(err);
+    const data = err instanceof ConnectRefusedError && err.data !== undefined ? { message, data: err.data } : { message };
+    this.#send({ type: PacketType.CONNECT_ERROR, nsp: connection.namespace, data });
+  }
+
+  #send(packet: Packet): void {
+    for (const part of encode(packet)) this.session.send(part);
+  }
+
+  /** @internal The connection disconnected itself. */
+  _forget(connection: SocketConnection): void {
+    if (this.#connections.get(connection.namespace) === connection) this.#connections.delete(connection.namespace);
+  }
+}
