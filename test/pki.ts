@@ -23,14 +23,7 @@ export interface TestPKI {
   selfCert: string;
 }
 
-export function hasOpenSSL(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { hasOpenSSL } from '../examples/shared/dev-cert.js';
 
 /** Make the PKI in a new `trews-pki-*` directory under `parent`; the caller removes it. */
 export function makeTestPKI(parent: string): TestPKI {
