@@ -181,6 +181,8 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
     #mode: CloseMode | null = null;
     /** A 'queue' close waiting for answers: its bound, and what to do once they are in. */
     #closeWait: { timer: Timer; proceed: () => void } | null = null;
+    /** Reading was paused because replies waited for the peer to read (see #answer). */
+    #heldByReplies = false;
 
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     constructor(...args: any[]) {
@@ -200,7 +202,13 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
       this.maxInFlight = maxInFlight;
       this.requestTimeout = requestTimeout;
       // The drain signal: room in the stream's window again.
-      this.on('write', () => this.#outbox.pump());
+      this.on('write', () => {
+        this.#outbox.pump();
+        if (this.#heldByReplies && this.#outbox.waiting === 0) {
+          this.#heldByReplies = false;
+          this.resumeReading();
+        }
+      });
     }
 
     get closeReport(): CloseReport | null {
@@ -377,7 +385,12 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
         this._hook('onError', err);
         return;
       }
-      this.#outbox.push(entry);
+      // A peer that sends requests and does not read its replies: stop reading its requests
+      // until the replies drain, so the queue cannot grow without bound (TCP holds the peer back).
+      if (!this.#outbox.push(entry) && !this.readingPaused) {
+        this.#heldByReplies = true;
+        this.pauseReading();
+      }
     }
 
     // ---- closing -----------------------------------------------------------------------------

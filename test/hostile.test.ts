@@ -9,6 +9,7 @@ import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, Server, Struct } from '../src/index.js';
 import { HookError } from '../src/errors.js';
+import { MessageConnection } from '../src/message.js';
 import { Peer, deferred, portOf, python, tempDir, testEngine, waitFor } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -196,3 +197,82 @@ function openFiles(file: string): number {
   }
   return n;
 }
+
+describe('request floods', () => {
+  it('a peer that sends requests and never reads: reading pauses once replies pass the high-water mark (the queue stays small, the peer is held back), and resumes as it reads', async () => {
+    const engine = testEngine();
+    let peakQueued = 0;
+    let conn: MessageConnection | null = null;
+    class Echo extends MessageConnection {
+      override onConnect() {
+        conn = this;
+      }
+      override onRequest(content: unknown) {
+        peakQueued = Math.max(peakQueued, this.queuedMessages);
+        return content;
+      }
+    }
+    const server = new Server(Echo, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const REQUESTS = 150_000;
+    // Requests of ~120 bytes, replies as large: ~18 MB each way, far past what the kernel buffers.
+    const out = await python(
+      String.raw`
+import json, socket, struct, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(('127.0.0.1', port))
+body = 'x' * 100
+data = b''.join(struct.pack('!I', len(p)) + p for p in (json.dumps([0, i + 1, body]).encode() for i in range(n)))
+s.settimeout(1.0)
+sent = 0
+try:
+    while sent < len(data):
+        sent += s.send(data[sent:sent + 65536])
+except socket.timeout:
+    pass
+held = sent < len(data)
+# Now read everything: the server must resume and answer every request it took.
+s.settimeout(5.0)
+got = 0
+want = None
+buf = b''
+replies = 0
+deadline = time.time() + 15
+while time.time() < deadline:
+    if not held and replies == n:
+        break
+    try:
+        chunk = s.recv(1 << 20)
+    except socket.timeout:
+        break
+    if not chunk:
+        break
+    buf += chunk
+    while len(buf) >= 4:
+        size = struct.unpack('!I', buf[:4])[0]
+        if len(buf) < 4 + size:
+            break
+        buf = buf[4 + size:]
+        replies += 1
+    if held and sent < len(data):
+        try:
+            s.setblocking(False)
+            sent += s.send(data[sent:sent + 65536])
+        except BlockingIOError:
+            pass
+        s.settimeout(5.0)
+    if replies == n:
+        break
+print(json.dumps({'held': held, 'replies': replies}))`,
+      [String(portOf(server.localAddress)), String(REQUESTS)],
+      30_000,
+    );
+    const result = JSON.parse(out) as { held: boolean; replies: number };
+    expect(result.held).toBe(true); // the flood was held back by TCP, not queued by us
+    expect(result.replies).toBe(REQUESTS); // and everything was answered once the peer read
+    expect(peakQueued).toBeLessThan(2000);
+    expect(conn).not.toBeNull();
+  }, 30_000);
+});
