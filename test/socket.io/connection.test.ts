@@ -1,0 +1,121 @@
+/** SocketConnection's model: handler dispatch, ordered handlers, async acks, hook errors. */
+import { describe, expect, it } from 'vitest';
+import { SocketConnection, event } from '../../src/socket.io/index.js';
+import { testEngine } from '../helpers.js';
+import { client, connected, serve } from './helpers.js';
+
+const websocket = { transports: ['websocket'] as string[] };
+
+describe('SocketConnection', () => {
+  it('@event(name) marks a method as a handler (applied as a standard decorator is)', async () => {
+    const engine = testEngine();
+    class Calc extends SocketConnection {
+      sum(a: number, b: number) {
+        return a + b;
+      }
+    }
+    // vitest's transform (oxc) does not lower standard decorators: apply it as the runtime does.
+    event('sum')(Calc.prototype.sum, { kind: 'method', name: 'sum' } as ClassMethodDecoratorContext);
+    class Sub extends Calc {
+      static override events = { twice: (n: number) => n * 2 };
+    }
+    const { url } = await serve(engine, Sub);
+    const socket = client(url, websocket);
+    await connected(socket);
+    expect(await socket.emitWithAck('sum', 2, 3)).toBe(5);
+    expect(await socket.emitWithAck('twice', 21)).toBe(42);
+  });
+
+  it('onMessage gets socket.send(); onEvent can be overridden; async handlers ack with the resolved value', async () => {
+    const engine = testEngine();
+    class Custom extends SocketConnection {
+      override onMessage(text: unknown) {
+        return `message:${String(text)}`;
+      }
+      override async onEvent(name: string, ...args: unknown[]) {
+        await Promise.resolve();
+        return `${name}(${args.join(',')})`;
+      }
+    }
+    const { url } = await serve(engine, Custom);
+    const socket = client(url, websocket);
+    await connected(socket);
+    expect(await socket.emitWithAck('anything', 1, 2)).toBe('anything(1,2)');
+    expect(await socket.emitWithAck('message', 'hi')).toBe('message:hi');
+  });
+
+  it.each([
+    [true, ['start 1', 'end 1', 'start 2', 'end 2', 'start 3', 'end 3']],
+    [false, ['start 1', 'start 2', 'start 3', 'end 2', 'end 3', 'end 1']],
+  ])('ordered = %s: async handlers %s', async (ordered, expected) => {
+    const engine = testEngine();
+    const log: string[] = [];
+    class Steps extends SocketConnection {
+      override ordered = ordered;
+      static override events = {
+        async step(n: number) {
+          log.push(`start ${n}`);
+          // The first step is the slowest: unordered, the others finish first.
+          if (n === 1) await new Promise<void>((resolve) => engine.defer(30, resolve));
+          else await Promise.resolve();
+          log.push(`end ${n}`);
+          return n;
+        },
+      };
+    }
+    const { url } = await serve(engine, Steps);
+    const socket = client(url, websocket);
+    await connected(socket);
+    const acks = await Promise.all([1, 2, 3].map((n) => socket.emitWithAck('step', n)));
+    expect(acks).toEqual([1, 2, 3]);
+    expect(log).toEqual(expected);
+  });
+
+  it('a handler that throws goes to onError; the connection stays open and later events are served', async () => {
+    const engine = testEngine();
+    const errors: string[] = [];
+    class Faulty extends SocketConnection {
+      static override events = {
+        boom() {
+          throw new Error('boom');
+        },
+        async later() {
+          throw new Error('later');
+        },
+        ok: () => 'ok',
+      };
+      override onError(err: Error): void {
+        errors.push(err.message);
+      }
+    }
+    const { url } = await serve(engine, Faulty);
+    const socket = client(url, websocket);
+    await connected(socket);
+    socket.emit('boom');
+    socket.emit('later');
+    expect(await socket.emitWithAck('ok')).toBe('ok');
+    expect(errors).toEqual(['boom', 'later']);
+  });
+
+  it('close() disconnects the namespace: the client sees "io server disconnect", onClose sees "server namespace disconnect"', async () => {
+    const engine = testEngine();
+    const reasons: string[] = [];
+    class Kicker extends SocketConnection {
+      static override events = {
+        kick(this: Kicker) {
+          this.close();
+        },
+      };
+      override onClose(reason: string): void {
+        reasons.push(reason);
+      }
+    }
+    const { url } = await serve(engine, Kicker);
+    const socket = client(url, websocket);
+    await connected(socket);
+    const gone = new Promise((resolve) => socket.once('disconnect', resolve));
+    socket.emit('kick');
+    expect(await gone).toBe('io server disconnect');
+    expect(reasons).toEqual(['server namespace disconnect']);
+  });
+});
