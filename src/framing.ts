@@ -168,6 +168,15 @@ function findDelimiter(search: RegExp, text: string, from: number): RegExpExecAr
   return null;
 }
 
+/**
+ * Chunks up to this size that arrive behind buffered bytes are copied into blocks of
+ * MIN_BLOCK to MAX_BLOCK bytes: a peer sending one byte per segment would otherwise cost a
+ * Buffer (some 400 bytes) per byte held.
+ */
+const SMALL_CHUNK = 512;
+const MIN_BLOCK = 1024;
+const MAX_BLOCK = 16 * 1024;
+
 /** A zero-length Buffer, shared. */
 export const NO_BYTES = Buffer.alloc(0);
 
@@ -209,6 +218,9 @@ export class ReadBuffer {
   #openMatch: string | null = null;
   /** Where the next non-sticky RegExp search starts (see REGEX_MATCH_LIMIT). */
   #regexFrom = 0;
+  /** Where small chunks are gathered (see #gather): the block, and how much of it is filled. */
+  #block: Buffer | null = null;
+  #blockUsed = 0;
 
   constructor(bufferSize = 65536) {
     this.bufferSize = bufferSize;
@@ -237,7 +249,10 @@ export class ReadBuffer {
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
+    // A chunk that completes a frame on its own stays a zero-copy view; small pieces that
+    // pile up behind others are gathered, so memory follows the bytes, not the chunk count.
+    if (chunk.length <= SMALL_CHUNK && this.length !== 0) this.#gather(chunk);
+    else this.#chunks.push(chunk);
     this.length += chunk.length;
     if (this.#text !== null) this.#text += chunk.toString('latin1');
   }
@@ -272,6 +287,28 @@ export class ReadBuffer {
     this.#skip = 0;
     this.#openMatch = null;
     this.#text = this.#text === null ? null : '';
+  }
+
+  /**
+   * Copy a small chunk into a block this buffer owns: appended to the last chunk when that
+   * ends where the block is filled to, else into a new block as large as what is buffered
+   * (within bounds). Each byte is copied once; only bytes never handed out are written.
+   */
+  #gather(chunk: Buffer): void {
+    const chunks = this.#chunks;
+    const last = chunks[chunks.length - 1]!;
+    let block = this.#block;
+    const used = this.#blockUsed;
+    if (block !== null && used + chunk.length <= block.length && last.buffer === block.buffer && last.byteOffset + last.length === block.byteOffset + used) {
+      chunk.copy(block, used);
+      this.#blockUsed = used + chunk.length;
+      chunks[chunks.length - 1] = block.subarray(last.byteOffset - block.byteOffset, this.#blockUsed);
+      return;
+    }
+    block = this.#block = Buffer.allocUnsafeSlow(Math.min(MAX_BLOCK, Math.max(MIN_BLOCK, this.length)));
+    chunk.copy(block, 0);
+    this.#blockUsed = chunk.length;
+    chunks.push(block.subarray(0, chunk.length));
   }
 
   /** Remove and return every buffered byte (the unframed remainder). */
@@ -572,6 +609,7 @@ export class ReadBuffer {
    * free its storage, and the next chunk would allocate it again.
    */
   #clearChunks(): void {
+    this.#block = null;
     this.#chunks.length = 1;
     this.#chunks[0] = NO_BYTES;
     this.#head = 1;

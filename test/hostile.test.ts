@@ -5,11 +5,14 @@
  *   npx vitest run test/hostile.test.ts
  */
 import path from 'node:path';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, Server, Struct } from '../src/index.js';
 import { HookError } from '../src/errors.js';
 import { MessageConnection } from '../src/message.js';
+import { ReadBuffer, compileDelimiter } from '../src/framing.js';
 import { Peer, deferred, portOf, python, tempDir, testEngine, waitFor } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -276,3 +279,39 @@ print(json.dumps({'held': held, 'replies': replies}))`,
     expect(conn).not.toBeNull();
   }, 30_000);
 });
+
+describe('bufferSize bounds memory, not just counted bytes', () => {
+  it('26 KiB held in 1-byte chunks costs about 26 KiB per ReadBuffer, not a Buffer per byte (200 buffers, 5.2 MB held: growth < 24 MiB)', () => {
+    const gc = exposeGC();
+    const HELD = 26 * 1024;
+    const buffers: ReadBuffer[] = [];
+    gc();
+    const before = memory();
+    for (let b = 0; b < 200; b++) {
+      const rb = new ReadBuffer(65536);
+      rb.setDelimiter(compileDelimiter('\n'));
+      for (let i = 0; i < HELD; i++) {
+        rb.push(Buffer.from('x')); // what a peer sending one byte per segment makes: a Buffer each
+        if (i % 1024 === 0) expect(rb.next()).toBeNull();
+      }
+      buffers.push(rb);
+    }
+    gc();
+    const grown = memory() - before;
+    expect(buffers.every((rb) => rb.length === HELD)).toBe(true);
+    expect(grown).toBeLessThan(24 * MiB);
+    // And the frame comes out whole once its delimiter arrives.
+    buffers[0]!.push(Buffer.from('\n'));
+    expect(buffers[0]!.next()!.equals(Buffer.alloc(HELD, 'x'))).toBe(true);
+  });
+});
+
+function exposeGC(): () => void {
+  v8.setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+function memory(): number {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
