@@ -24,6 +24,7 @@ const SUITES: Record<string, () => Promise<SuiteModule>> = {
   churn: () => import('./churn.js'),
   latency: () => import('./latency.js'),
   websocket: () => import('./websocket.js'),
+  socketio: () => import('./socketio.js'),
 };
 
 function usage(): string {
