@@ -19,8 +19,18 @@ export interface RequestInfo {
   address: OpenInfo['address'];
 }
 
+/**
+ * Text packets are decoded by one shared decoder (decoding is synchronous: `add` emits before
+ * it returns); a binary packet, whose attachments follow in later messages, gets a decoder of
+ * its own until it is whole. An idle session holds no decoder.
+ */
+const shared = new Decoder();
+let decodingFor: SocketIOClient | null = null;
+shared.on('decoded', (packet: Packet) => decodingFor!._onPacket(packet));
+
 export class SocketIOClient implements SessionListener {
-  readonly #decoder = new Decoder();
+  /** The decoder of a binary packet waiting for its attachments. */
+  #binary: Decoder | null = null;
   /** Open and opening connections by namespace. */
   readonly #connections = new Map<string, SocketConnection>();
   #connectTimer: Timer | null;
@@ -30,7 +40,6 @@ export class SocketIOClient implements SessionListener {
     readonly session: EngineSession,
     readonly request: RequestInfo,
   ) {
-    this.#decoder.on('decoded', (packet: Packet) => this.#onPacket(packet));
     this.#connectTimer = server.engine.defer(server.connectTimeout, () => {
       this.#connectTimer = null;
       if (this.#connections.size === 0) this.session.close('transport close');
@@ -39,7 +48,23 @@ export class SocketIOClient implements SessionListener {
 
   onEngineMessage(data: string | Buffer): void {
     try {
-      this.#decoder.add(data);
+      if (this.#binary === null && typeof data === 'string' && !isBinaryHeader(data)) {
+        decodingFor = this;
+        try {
+          shared.add(data);
+        } finally {
+          decodingFor = null;
+        }
+        return;
+      }
+      if (this.#binary === null) {
+        const decoder = (this.#binary = new Decoder());
+        decoder.on('decoded', (packet: Packet) => {
+          if (this.#binary === decoder) this.#binary = null;
+          this._onPacket(packet);
+        });
+      }
+      this.#binary.add(data);
     } catch (err) {
       debug('socket.io session %s: invalid packet: %s', this.session.sid, (err as Error).message);
       this.session.close('parse error');
@@ -48,13 +73,15 @@ export class SocketIOClient implements SessionListener {
 
   onEngineClose(reason: CloseReason): void {
     this.#connectTimer?.cancel();
-    this.#decoder.destroy();
+    this.#binary?.destroy();
+    this.#binary = null;
     const connections = [...this.#connections.values()];
     this.#connections.clear();
     for (const connection of connections) connection._closed(reason);
   }
 
-  #onPacket(packet: Packet): void {
+  /** @internal A whole decoded packet. */
+  _onPacket(packet: Packet): void {
     if (!validFromClient(packet)) throw new Error(`invalid packet of type ${packet.type}`);
     const connection = this.#connections.get(packet.nsp);
     switch (packet.type) {
@@ -149,4 +176,10 @@ export class SocketIOClient implements SessionListener {
   _forget(connection: SocketConnection): void {
     if (this.#connections.get(connection.namespace) === connection) this.#connections.delete(connection.namespace);
   }
+}
+
+/** BINARY_EVENT (5) or BINARY_ACK (6): attachments follow. */
+function isBinaryHeader(text: string): boolean {
+  const type = text.charCodeAt(0);
+  return type === 0x35 || type === 0x36;
 }

@@ -63,6 +63,8 @@ export class EngineWebSocket extends WebSocketConnection {
 }
 
 const NOOP_PAYLOAD = '6';
+/** The empty queue every session starts with (most never poll, or rarely hold packets). */
+const NO_PACKETS: Packet[] = [];
 
 export class EngineSession {
   /** The Engine.IO session id (sent in the handshake; not the Socket.IO socket id). */
@@ -77,13 +79,12 @@ export class EngineSession {
   #probe: EngineWebSocket | null = null;
   #probeTimer: Timer | null = null;
   /** Polling: packets waiting for the next GET, and the GET held open. */
-  #queue: Packet[] = [];
+  #queue: Packet[] = NO_PACKETS;
   #poll: http.ServerResponse | null = null;
   #posting = false;
   #flushScheduled = false;
   /** A probe asked for the held GET to be released (a noop) and none was held yet. */
   #noopDue = false;
-  #ping: Timer;
   #pongDue: Timer | null = null;
   #closed = false;
 
@@ -91,7 +92,6 @@ export class EngineSession {
     this.#engine = engine;
     this.#settings = settings;
     this.#ended = ended;
-    this.#ping = engine.cycle(settings.pingInterval, EngineSession.#pingTick, this);
   }
 
   get closed(): boolean {
@@ -129,6 +129,7 @@ export class EngineSession {
       this.close('transport error');
       return;
     }
+    if (this.#queue === NO_PACKETS) this.#queue = [];
     this.#queue.push(packet);
     if (this.#poll !== null && !this.#flushScheduled) {
       // Packets queued in the same turn leave in one payload.
@@ -148,7 +149,7 @@ export class EngineSession {
       return;
     }
     const packets = this.#queue;
-    this.#queue = [];
+    this.#queue = NO_PACKETS;
     encodePayload(packets, (payload) => sendPayload(response, payload));
   }
 
@@ -232,7 +233,7 @@ export class EngineSession {
     this.#flushPoll();
     this.#noopDue = false;
     const queued = this.#queue;
-    this.#queue = [];
+    this.#queue = NO_PACKETS;
     for (const packet of queued) {
       if (packet.type === 'message') this.send(packet.data as string | Buffer);
       else socket.write(`${packetCode(packet.type)}${(packet.data as string | undefined) ?? ''}`);
@@ -281,7 +282,8 @@ export class EngineSession {
     }
   }
 
-  #pingDue(): void {
+  /** @internal Time for a ping (the server pings all its sessions every `pingInterval`). */
+  _ping(): void {
     if (this.#closed) return;
     if (this.#socket !== null) this.#socket.connected && !this.#socket.closing && this.#socket.write('2');
     else this.#enqueue({ type: 'ping' });
@@ -297,7 +299,6 @@ export class EngineSession {
   close(reason: CloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#ping.cancel();
     this.#pongDue?.cancel();
     this.#probeTimer?.cancel();
     const polite = reason === 'forced close' || reason === 'server shutting down';
@@ -307,7 +308,7 @@ export class EngineSession {
       if (polite && socket.connected && !socket.closing) socket.write('1');
       void socket.close();
     } else if (this.#poll !== null) {
-      if (polite) this.#queue.push({ type: 'close' });
+      if (polite) this.#queue = [...this.#queue, { type: 'close' }];
       this.#noopDue = true;
       this.#flushPoll();
     }
@@ -315,17 +316,13 @@ export class EngineSession {
       this.#probe._session = null;
       void this.#probe.close();
     }
-    this.#queue = [];
+    this.#queue = NO_PACKETS;
     this.#ended(this);
     try {
       this.listener?.onEngineClose(reason);
     } catch (err) {
       this.#engine.reportError(err);
     }
-  }
-
-  static #pingTick(session: EngineSession): void {
-    session.#pingDue();
   }
 
   static #pongLate(session: EngineSession): void {

@@ -7,7 +7,7 @@
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from '../channel.js';
-import { debug } from '../engine.js';
+import { debug, type Timer } from '../engine.js';
 import { formatAddress, parseAddress, toAddress, type Address, type AddressInput } from '../address.js';
 import { ListenError, StateError } from '../errors.js';
 import { WebSocketServer } from '../websocket/server.js';
@@ -87,6 +87,8 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> {
   #http: http.Server | null = null;
   #ownsHTTP = false;
   #local: Address | null = null;
+  /** Pings every session every pingInterval: one timer for all. */
+  #pinger: Timer | null = null;
   /** An attached HTTP server's own 'request' listeners, given every request not for us. */
   #otherListeners: Array<(...args: unknown[]) => void> = [];
   readonly #closed = Outcome.create<void>();
@@ -229,6 +231,9 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> {
     this.#http = server;
     server.on('request', this.#onRequest);
     this.#websockets.attach(server, { path: this.path });
+    this.#pinger = this.engine.cycle(this.#settings.pingInterval, () => {
+      for (const session of this.#sessions.values()) session._ping();
+    });
     this._hook('onListen');
   }
 
@@ -344,6 +349,7 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> {
     if (this.#state === 'closing' || this.#state === 'closed') return this.#closed.outcome;
     const wasIdle = this.#state === 'idle';
     this.#state = 'closing';
+    this.#pinger?.cancel();
     for (const session of [...this.#sessions.values()]) session.close('server shutting down');
     const server = this.#http;
     if (wasIdle || server === null) {
