@@ -445,15 +445,18 @@ export class ReadBuffer {
     return !reachesEnd;
   }
 
-  /** The buffered bytes from `from` on, as latin1 text (byte offsets = string offsets). */
+  /**
+   * The buffered bytes from `from` on, as latin1 text (byte offsets = string offsets). Walks
+   * back from the newest chunk, so a resumed search costs its window, not the chunk count.
+   */
   #latin1(from = 0): string {
     let text = '';
-    let skip = from;
-    for (let i = this.#head; i < this.#chunks.length; i++) {
+    let want = this.length - from;
+    for (let i = this.#chunks.length - 1; want > 0 && i >= this.#head; i--) {
       const c = this.#chunks[i]!;
-      const start = (i === this.#head ? this.#offset : 0) + skip;
-      skip = Math.max(0, start - c.length);
-      if (start < c.length) text += c.toString('latin1', start);
+      const start = Math.max(i === this.#head ? this.#offset : 0, c.length - want);
+      text = c.toString('latin1', start) + text;
+      want -= c.length - start;
     }
     return text;
   }

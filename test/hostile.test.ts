@@ -315,3 +315,25 @@ function memory(): number {
   const m = process.memoryUsage();
   return m.heapUsed + m.arrayBuffers;
 }
+
+describe('RegExp framing is linear', () => {
+  it('a 64 KiB line sent one byte at a time with /\\r?\\n/ frames in about the time of a string delimiter', () => {
+    const time = (delimiter: string | RegExp, piece: number, total: number) => {
+      const rb = new ReadBuffer(4 * MiB);
+      rb.setDelimiter(compileDelimiter(delimiter));
+      const t0 = performance.now();
+      const bytes = Buffer.alloc(piece, 'x');
+      for (let sent = 0; sent < total; sent += piece) {
+        rb.push(Buffer.from(bytes));
+        expect(rb.next()).toBeNull();
+      }
+      rb.push(Buffer.from('\r\n'));
+      expect(rb.next()!.length).toBe(Math.ceil(total / piece) * piece + (typeof delimiter === 'string' ? 1 : 0));
+      return performance.now() - t0;
+    };
+    time(/\r?\n/, 1, 4096); // warm up
+    expect(time(/\r?\n/, 1, 64 * 1024)).toBeLessThan(1500);
+    // Chunks too large to gather: a resumed search decodes only its window.
+    expect(time(/\r?\n/, 600, 2 * MiB)).toBeLessThan(500);
+  });
+});
