@@ -133,6 +133,8 @@ export class SocketConnection {
   #rooms: Set<string> | null = null;
   #acks: Map<number, PendingAck> | null = null;
   #nextAck = 0;
+  /** Packets sent during onOpen, sent right after the CONNECT reply. */
+  #early: Encoded[] | null = null;
   /** Ordered mode: events waiting for the running handler. Null when idle. */
   #queue: QueuedEvent[] | null = null;
 
@@ -189,9 +191,12 @@ export class SocketConnection {
 
   // ---- sending -----------------------------------------------------------------------------
 
-  /** Send an event. Packets sent in one dispatch leave together (one write on a WebSocket). */
+  /**
+   * Send an event. Packets sent in one dispatch leave together (one write on a WebSocket);
+   * those sent in `onOpen` follow the CONNECT reply. False once closed.
+   */
   emit(name: string, ...args: unknown[]): boolean {
-    if (this.#state !== 'open') return false;
+    if (this.#state === 'closed') return false;
     return this._sendEncoded(encode({ type: PacketType.EVENT, nsp: this.namespace, data: [name, ...args] }));
   }
 
@@ -214,7 +219,7 @@ export class SocketConnection {
   }
 
   #emitWithAck(ms: number, name: string, args: unknown[]): Promise<unknown> {
-    if (this.#state !== 'open') return Promise.reject(new ClosedError(`emitWithAck('${name}') on a closed connection`));
+    if (this.#state === 'closed') return Promise.reject(new ClosedError(`emitWithAck('${name}') on a closed connection`));
     const acks = (this.#acks ??= new Map());
     if (acks.size >= this.maxPendingAcks) return Promise.reject(new StateError(`${acks.size} acks already pending (maxPendingAcks)`));
     const id = this.#nextAck++;
@@ -254,19 +259,24 @@ export class SocketConnection {
 
   // ---- closing -----------------------------------------------------------------------------
 
-  /** Disconnect this namespace (the client's other namespaces stay connected). */
-  close(): void {
-    if (this.#state !== 'open') return;
+  /** Disconnect this namespace (the client's other namespaces stay connected). Resolves after `onClose`. */
+  close(): Promise<void> {
+    if (this.#state !== 'open') return Promise.resolve();
     this._sendEncoded(encode({ type: PacketType.DISCONNECT, nsp: this.namespace }));
     this._client._forget(this);
     this._closed('server namespace disconnect');
+    return Promise.resolve();
   }
 
   // ---- plumbing (called by the session's Socket.IO layer) ----------------------------------
 
   /** @internal */
   _sendEncoded(parts: Encoded): boolean {
-    if (this.#state !== 'open') return false;
+    if (this.#state !== 'open') {
+      if (this.#state === 'closed') return false;
+      (this.#early ??= []).push(parts);
+      return true;
+    }
     const session = this._client.session;
     for (const part of parts) session.send(part);
     return true;
@@ -276,6 +286,9 @@ export class SocketConnection {
   _opened(): void {
     this.#state = 'open';
     this._namespace.connections.set(this.id, this);
+    const early = this.#early;
+    this.#early = null;
+    for (const parts of early ?? []) this._sendEncoded(parts);
   }
 
   /** @internal An event from the client; `id` when it wants an ack. */
@@ -362,6 +375,7 @@ export class SocketConnection {
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
     this.#queue = null;
+    this.#early = null;
     if (wasOpen) this._namespace.connections.delete(this.id);
     for (const room of this.#rooms ?? []) this._namespace._leave(this, room);
     this.#rooms = null;

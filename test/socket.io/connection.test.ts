@@ -1,6 +1,6 @@
 /** SocketConnection's model: handler dispatch, ordered handlers, async acks, hook errors. */
 import { describe, expect, it } from 'vitest';
-import { SocketConnection, event } from '../../src/socket.io/index.js';
+import { SocketConnection, event, type OpenInfo } from '../../src/socket.io/index.js';
 import { testEngine } from '../helpers.js';
 import { client, connected, serve } from './helpers.js';
 
@@ -69,6 +69,26 @@ describe('SocketConnection', () => {
     const acks = await Promise.all([1, 2, 3].map((n) => socket.emitWithAck('step', n)));
     expect(acks).toEqual([1, 2, 3]);
     expect(log).toEqual(expected);
+  });
+
+  it('what onOpen sends follows the CONNECT reply; what a refusing onOpen sent is dropped', async () => {
+    const engine = testEngine();
+    class Greeter extends SocketConnection {
+      override onOpen(info: OpenInfo) {
+        this.emit('hello', `welcome ${String(info.auth.name)}`);
+        return info.auth.name !== 'mallory';
+      }
+    }
+    const { url } = await serve(engine, Greeter);
+    const socket = client(url, { ...websocket, auth: { name: 'ann' } });
+    const hello = new Promise((resolve) => socket.once('hello', resolve));
+    await connected(socket);
+    expect(await hello).toBe('welcome ann');
+    const refused = client(url, { ...websocket, auth: { name: 'mallory' } });
+    const heard: unknown[] = [];
+    refused.on('hello', (text) => heard.push(text));
+    await expect(connected(refused)).rejects.toMatchObject({ message: 'Connection refused' });
+    expect(heard).toEqual([]);
   });
 
   it('a handler that throws goes to onError; the connection stays open and later events are served', async () => {
