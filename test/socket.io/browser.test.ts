@@ -69,7 +69,7 @@ describe.skipIf(!existsSync(CHROMIUM))('socket.io-client in Chromium', () => {
     onCleanup(() => browser.close());
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${portOf(web.address())}/`);
-    const result = await page.evaluate(() => (window as unknown as { result: Promise<unknown> }).result);
+    const result = await page.evaluate(() => (globalThis as unknown as { result: Promise<unknown> }).result);
     expect(result).toEqual({ greeting: 'hello chromium from a browser', sum: 42, bytes: [3, 2, 1], afterUpgrade: 2, transport: 'websocket' });
     expect(server.of('/').connections.size).toBe(1);
   });
