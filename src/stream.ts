@@ -484,6 +484,11 @@ export class Stream extends Channel<StreamEvents> {
   #pendingInSocket(): { bytes: number; exact: boolean } {
     const socket = this.#socket;
     if (socket === null || socket.destroyed || this.#inSocket === 0) return { bytes: this.#inSocket, exact: true };
+    return this.#heldBy(socket);
+  }
+
+  /** What `socket` holds of what it was handed, as exactly as it tells (see #pendingInSocket). */
+  #heldBy(socket: net.Socket): { bytes: number; exact: boolean } {
     // With one write in the socket at a time, libuv's remainder (or the memory link's) is exact.
     // Under TLS (encrypted sizes) or while a file streams (several writes), count it all.
     const exact =
@@ -1581,6 +1586,9 @@ export class Stream extends Channel<StreamEvents> {
   static #socketDestroy(this: OwnedSocket, err: Error | null, callback: (err?: Error | null) => void): void {
     const stream = this[OWNER]!;
     if (stream.#socket === this && stream.#is(CONNECTED)) stream.#local ??= localAddressOf(this);
+    // Whatever destroys it (a forced close, a reset), what the OS took is final now: count it
+    // while the handle can still tell, so bytesWritten never goes back to an older figure.
+    if (stream.#socket === this && stream.#inSocket > 0) stream.#inSocket = stream.#heldBy(this).bytes;
     (Object.getPrototypeOf(this) as net.Socket)._destroy.call(this, err, callback);
   }
 

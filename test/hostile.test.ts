@@ -11,7 +11,7 @@ import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, Server, Struct } from '../src/index.js';
 import { HookError } from '../src/errors.js';
-import { MessageConnection } from '../src/message.js';
+import { MessageConnection, type CloseReport } from '../src/message.js';
 import { ReadBuffer, compileDelimiter } from '../src/framing.js';
 import { Peer, deferred, portOf, python, tempDir, testEngine, waitFor } from './helpers.js';
 
@@ -335,5 +335,51 @@ describe('RegExp framing is linear', () => {
     expect(time(/\r?\n/, 1, 64 * 1024)).toBeLessThan(1500);
     // Chunks too large to gather: a resumed search decodes only its window.
     expect(time(/\r?\n/, 600, 2 * MiB)).toBeLessThan(500);
+  });
+});
+
+describe('close accounting after a forced graceful close', () => {
+  it('bytesWritten never decreases, and no message the peer received whole is reported as queued', async () => {
+    const engine = testEngine();
+    const samples: number[] = [];
+    const report = deferred<CloseReport>();
+    let conn: MessageConnection | null = null;
+    class Talker extends MessageConnection {
+      override onConnect() {
+        conn = this;
+        const body = 'y'.repeat(1000);
+        for (let seq = 0; seq < 16_000; seq++) this.notify({ seq, body });
+      }
+      override onClose(r: CloseReport) {
+        samples.push(this.bytesWritten);
+        report.resolve(r);
+      }
+    }
+    const server = new Server(Talker, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const peer = new Peer(portOf(server.localAddress));
+    await peer.untilBytes(MiB);
+    peer.socket.pause(); // a reader that stops: the graceful close stalls and is forced
+    const sampler = setInterval(() => conn !== null && samples.push(conn.bytesWritten), 5);
+    void conn!.close({ timeout: 200 });
+    const { queued, incomplete } = await report.promise;
+    clearInterval(sampler);
+    expect(conn!.forced).toBe(true);
+    for (let i = 1; i < samples.length; i++) expect(samples[i]).toBeGreaterThanOrEqual(samples[i - 1]!);
+    // What the peer gets: everything the OS took before the close.
+    peer.socket.resume();
+    await peer.untilClosed();
+    const received = new Set<number>();
+    for (let at = 0; at + 4 <= peer.received.length; ) {
+      const size = peer.received.readUInt32BE(at);
+      if (at + 4 + size > peer.received.length) break;
+      received.add((JSON.parse(peer.received.subarray(at + 4, at + 4 + size).toString()) as [number, null, { seq: number }])[2].seq);
+      at += 4 + size;
+    }
+    expect(received.size).toBeGreaterThan(1000);
+    expect(queued.length + incomplete.length).toBeGreaterThan(0);
+    const reported = [...queued, ...incomplete].map((m) => (m.content as { seq: number }).seq);
+    expect(reported.filter((seq) => received.has(seq))).toEqual([]);
+    expect(samples.at(-1)).toBeGreaterThanOrEqual(peer.received.length);
   });
 });
