@@ -350,9 +350,9 @@ describe('close accounting after a forced graceful close', () => {
         const body = 'y'.repeat(1000);
         for (let seq = 0; seq < 16_000; seq++) this.notify({ seq, body });
       }
-      override onClose(r: CloseReport) {
+      override onClose(r?: CloseReport) {
         samples.push(this.bytesWritten);
-        report.resolve(r);
+        report.resolve(r!);
       }
     }
     const server = new Server(Talker, { engine });

@@ -173,11 +173,11 @@ export class WebChatConnection extends WebSocketConnection implements Chatter {
 
 // ---- the chat protocol, the same for every transport ----------------------------------------
 
-function greet(member: Chatter): void {
+export function greet(member: Chatter): void {
   member.write('Welcome to trews chat! What is your nickname?\n');
 }
 
-function chatLine(member: Chatter, line: string): void {
+export function chatLine(member: Chatter, line: string): void {
   if (line.endsWith('\r')) line = line.slice(0, -1); // telnet sends \r\n
   if (line.trim() === '') return;
   if (member.nick === null) chooseNick(member, line.trim());
