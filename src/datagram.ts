@@ -456,7 +456,7 @@ export class Datagram extends Channel<DatagramEvents> {
     const encoding = value as BufferEncoding | null; // checked just above
     this.#encoding = encoding;
     // A string delimiter's bytes depend on the encoding.
-    if (typeof this.#delimiter === 'string') this.#compiled = compileDelimiter(this.#delimiter, encoding);
+    if (typeof this.#delimiter === 'string' || this.#delimiter instanceof RegExp) this.#compiled = compileDelimiter(this.#delimiter, encoding);
   }
 
   #applyBufferSize(value: number): void {

@@ -52,7 +52,7 @@ export type CompiledDelimiter =
   | { readonly kind: 'bytes'; readonly bytes: Buffer }
   | { readonly kind: 'count'; readonly size: number }
   | { readonly kind: 'struct'; readonly size: number; readonly struct: Struct }
-  | { readonly kind: 'regex'; readonly search: RegExp; readonly sticky: boolean; readonly extend: RegExp };
+  | { readonly kind: 'regex'; readonly search: RegExp; readonly sticky: boolean; readonly extend: RegExp; readonly utf8: boolean };
 
 export const CHUNKS: CompiledDelimiter = { kind: 'chunk' };
 
@@ -111,6 +111,14 @@ export function compileDelimiter(value: Delimiter, encoding: BufferEncoding | nu
     return compiled;
   }
   if (value instanceof RegExp) {
+    const utf8 = encoding === 'utf8' || encoding === 'utf-8';
+    // Matching runs on bytes (a latin1 view): a non-ASCII character in the pattern would
+    // name latin1 bytes, never the UTF-8 text the user means.
+    if (utf8 && NON_ASCII_PATTERN.test(value.source)) {
+      throw new TypeError(
+        `readDelimiter ${String(value)} names non-ASCII characters: with encoding '${encoding}', a RegExp delimiter is matched against the bytes and may name only ASCII characters (use a string or Buffer delimiter for non-ASCII text)`,
+      );
+    }
     // A private copy with only the flags we drive: the user's regex keeps no hidden state
     // (lastIndex) between frames, and 'g'/'y' on theirs change nothing but stickiness.
     const sticky = value.sticky;
@@ -120,6 +128,7 @@ export function compileDelimiter(value: Delimiter, encoding: BufferEncoding | nu
       search: new RegExp(value.source, base + (sticky ? 'y' : 'g')),
       sticky,
       extend: new RegExp(value.source, `${base}y`),
+      utf8,
     };
   }
   if (value instanceof Struct) {
@@ -154,12 +163,40 @@ export function decodeMatch(match: RegExpExecArray, encoding: BufferEncoding | n
   return match;
 }
 
-/** The first match at or after `from` that makes progress (an empty match at 0 does not). */
-function findDelimiter(search: RegExp, text: string, from: number): RegExpExecArray | null {
+/** A literal non-ASCII character, or an escape naming one (\xNN, \uNNNN, \u{...} above 0x7f). */
+const NON_ASCII_PATTERN = /[^\x00-\x7f]|\\x[89a-fA-F]|\\u(?:00[89a-fA-F]|0[1-9a-fA-F]|[1-9a-fA-F])|\\u\{0*[89a-fA-F][0-9a-fA-F]|\\u\{0*[0-9a-fA-F]{3}/;
+
+/** UTF-8 continuation bytes are 10xxxxxx. */
+function isContinuation(code: number): boolean {
+  return (code & 0xc0) === 0x80;
+}
+
+/**
+ * Whether text[start, end) (latin1 text of UTF-8 bytes) would cut a character: it starts or
+ * ends inside one, or ends at the end of the data with a character still incomplete.
+ */
+export function cutsCharacter(text: string, start: number, end: number): boolean {
+  if (start < text.length && isContinuation(text.charCodeAt(start))) return true;
+  if (end < text.length) return isContinuation(text.charCodeAt(end));
+  // At the end of the data: the last character must be complete.
+  for (let i = end - 1, seen = 1; i >= start && i >= end - 4; i--, seen++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) return false;
+    if (!isContinuation(code)) return seen < (code >= 0xf0 ? 4 : code >= 0xe0 ? 3 : 2);
+  }
+  return false;
+}
+
+/** The first match at or after `from` that makes progress (an empty match at 0 does not), and with `utf8` cuts no character. */
+function findDelimiter(search: RegExp, text: string, from: number, utf8 = false): RegExpExecArray | null {
   for (let at = from; at <= text.length; ) {
     search.lastIndex = at;
     const m = search.exec(text);
     if (m === null) return null;
+    if (utf8 && cutsCharacter(text, m.index, m.index + m[0].length)) {
+      at = m.index + 1;
+      continue;
+    }
     if (m[0].length > 0) return m;
     // An empty match at 0 makes no progress; one at the very end may yet grow with more bytes.
     if (m.index > 0 && m.index < text.length) return m;
@@ -277,7 +314,7 @@ export class ReadBuffer {
       case 'regex':
         this.match = null;
         if (this.#openMatch !== null && !this.#extendOpenMatch(d.extend)) return null;
-        return this.#nextRegex(d.search, d.sticky);
+        return this.#nextRegex(d.search, d.sticky, d.utf8);
     }
   }
 
@@ -383,22 +420,23 @@ export class ReadBuffer {
     return this.length >= size ? this.#take(size) : null;
   }
 
-  #nextRegex(search: RegExp, sticky: boolean): Buffer | null {
+  #nextRegex(search: RegExp, sticky: boolean, utf8: boolean): Buffer | null {
     let m: RegExpExecArray | null;
     if (sticky) {
       this.#text ??= this.#latin1();
       search.lastIndex = 0;
       m = search.exec(this.#text);
       if (m !== null && m[0].length === 0) m = null; // an empty match makes no progress: wait
+      else if (m !== null && utf8 && cutsCharacter(this.#text, 0, m[0].length)) m = null; // it may grow to a whole character
     } else if (this.#regexFrom === 0) {
       this.#text ??= this.#latin1();
-      m = findDelimiter(search, this.#text, 0);
+      m = findDelimiter(search, this.#text, 0, utf8);
     } else {
       // A resumed search decodes only its window (and a little context before it for
       // lookbehinds): flattening all the text for every chunk would be quadratic.
       const back = Math.min(this.#regexFrom, REGEX_MATCH_LIMIT);
       const start = this.#regexFrom - back;
-      m = findDelimiter(search, this.#latin1(start), back);
+      m = findDelimiter(search, this.#latin1(start), back, utf8);
       if (m !== null) m.index += start;
     }
     if (m === null) {
@@ -479,7 +517,7 @@ export class ReadBuffer {
     const d = this.#delimiter;
     if (d.kind === 'regex' && !d.sticky) {
       this.#text ??= this.#latin1();
-      const m = findDelimiter(d.search, this.#text, 0);
+      const m = findDelimiter(d.search, this.#text, 0, d.utf8);
       if (m === null) {
         // Keep a tail: the match that ends the oversized frame may have begun in it.
         this.#consume(Math.max(0, this.length - REGEX_MATCH_LIMIT));

@@ -856,8 +856,8 @@ export class Stream extends Channel<StreamEvents> {
     const encoding = value as BufferEncoding | null; // checked just above
     this.#encoding = encoding;
     if (this.#occasional !== null) this.#occasional.decoder = null;
-    // A string delimiter's bytes depend on the encoding.
-    if (typeof this.#delimiter === 'string') this.#setFraming(compileDelimiter(this.#delimiter, encoding));
+    // A string delimiter's bytes depend on the encoding, and a RegExp's matching on it.
+    if (typeof this.#delimiter === 'string' || this.#delimiter instanceof RegExp) this.#setFraming(compileDelimiter(this.#delimiter, encoding));
   }
 
   #applyBufferSize(value: number): void {

@@ -383,3 +383,35 @@ describe('close accounting after a forced graceful close', () => {
     expect(samples.at(-1)).toBeGreaterThanOrEqual(peer.received.length);
   });
 });
+
+describe("RegExp delimiters with encoding: 'utf8'", () => {
+  it('a pattern naming non-ASCII characters is refused with a TypeError that says why', () => {
+    const engine = testEngine();
+    expect(() => new Client({ engine, encoding: 'utf8', readDelimiter: /é/ })).toThrow(/non-ASCII.*encoding 'utf8'/);
+    expect(() => new Client({ engine, encoding: 'utf8', readDelimiter: /\u00e9|\xff/ })).toThrow(TypeError);
+    const client = new Client({ engine, readDelimiter: /é/ }); // bytes (no encoding): latin1 as documented
+    expect(() => (client.encoding = 'utf8')).toThrow(TypeError);
+  });
+
+  it('a match never cuts a character in half, whatever the chunking: /[^a-z]/ matches ASCII bytes only, never part of a multi-byte character', async () => {
+    const engine = testEngine();
+    const frames: string[] = [];
+    const done = deferred();
+    class Split extends Connection {
+      override encoding = 'utf8';
+      override readDelimiter = /[^a-z]/;
+      override onRead(word: string) {
+        frames.push(word);
+        if (word === 'end') done.resolve();
+      }
+    }
+    const server = new Server(Split, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const peer = new Peer(portOf(server.localAddress));
+    const bytes = Buffer.from('café;naïve;€uro;😀x;end;');
+    for (let i = 0; i < bytes.length; i++) await peer.write(bytes.subarray(i, i + 1)); // one byte per write
+    await done.promise;
+    expect(frames.join('|')).not.toMatch(/\ufffd/);
+    expect(frames).toEqual(['café', 'naïve', '€uro', '😀x', 'end']);
+  });
+});
