@@ -1,7 +1,7 @@
 /** SocketConnection's model: handler dispatch, ordered handlers, async acks, hook errors. */
 import { describe, expect, it } from 'vitest';
 import { SocketConnection, event, type OpenInfo } from '../../src/socket.io/index.js';
-import { testEngine } from '../helpers.js';
+import { deferred, testEngine } from '../helpers.js';
 import { client, connected, serve } from './helpers.js';
 
 const websocket = { transports: ['websocket'] as string[] };
@@ -89,6 +89,23 @@ describe('SocketConnection', () => {
     refused.on('hello', (text) => heard.push(text));
     await expect(connected(refused)).rejects.toMatchObject({ message: 'Connection refused' });
     expect(heard).toEqual([]);
+  });
+
+  it('emitWithAck refuses beyond maxPendingAcks', async () => {
+    const engine = testEngine();
+    const outcome = deferred<string[]>();
+    class Asker extends SocketConnection {
+      override maxPendingAcks = 2;
+      override onOpen(): void {
+        const settle = (p: Promise<unknown>) => p.then((v) => `ok ${String(v)}`, (err: Error) => err.constructor.name);
+        void Promise.all([settle(this.emitWithAck('q', 1)), settle(this.emitWithAck('q', 2)), settle(this.emitWithAck('q', 3))]).then(outcome.resolve);
+      }
+    }
+    const { url } = await serve(engine, Asker);
+    const socket = client(url, websocket);
+    socket.on('q', (n: number, ack: (v: number) => void) => ack(n * 10));
+    await connected(socket);
+    expect(await outcome.promise).toEqual(['ok 10', 'ok 20', 'StateError']);
   });
 
   it('a handler that throws goes to onError; the connection stays open and later events are served', async () => {

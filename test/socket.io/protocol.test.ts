@@ -1,4 +1,5 @@
 /** trews/socket.io at the wire: Engine.IO polling requests and WebSocket frames by hand. */
+import * as http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SocketConnection, type CloseReason } from '../../src/socket.io/index.js';
@@ -109,6 +110,24 @@ describe('Engine.IO long-polling', () => {
     expect((await poller.get()).status).toBe(400);
   });
 
+  it('a second concurrent POST is refused with 400 and ends the session', async () => {
+    const engine = testEngine();
+    Recorder.closes = [];
+    const { url } = await serve(engine, Recorder);
+    const poller = await connectedPoller(url);
+    // A POST whose body has not all arrived yet is still in progress.
+    const first = http.request(poller.url(), { method: 'POST', headers: { 'Content-Length': '100' } });
+    first.on('error', () => {});
+    first.write('42["two"]');
+    await new Promise((resolve) => first.once('socket', (socket) => socket.once('connect', resolve)));
+    let second: Response;
+    do second = await poller.post('6');
+    while (second.status === 200);
+    expect(second.status).toBe(400);
+    expect(Recorder.closes).toEqual(['transport error']);
+    first.destroy();
+  });
+
   it('a POST over maxPayload is answered 413 and ends the session', async () => {
     const engine = testEngine();
     Recorder.closes = [];
@@ -160,6 +179,46 @@ describe('Engine.IO long-polling', () => {
     const other = await fetch(`${url}/socket.io/?EIO=4&transport=polling`, { headers: { Origin: 'http://evil.example' } });
     expect(other.status).toBe(200);
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('hostile clients', () => {
+  it('a polling client that never polls is closed once maxBufferedPackets wait for it', async () => {
+    const engine = testEngine();
+    Recorder.closes = [];
+    const { url } = await serve(engine, Recorder, { maxBufferedPackets: 10 });
+    const poller = await connectedPoller(url);
+    await poller.post('42["two"]', '42["two"]');
+    expect(Recorder.closes).toEqual([]);
+    await poller.post('42["two"]');
+    expect(Recorder.closes).toEqual(['transport error']);
+  });
+
+  it('survives random garbage over polling and WebSocket, logging nothing', async () => {
+    const engine = testEngine();
+    const { url, server } = await serve(engine, Recorder);
+    let seed = 7;
+    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const pieces = ['4', '2', '0', '1', '5', '6', '42', '43', '45', '46', '40', '41', '44', '[', ']', '{', '}', '"', ',', '1-', '/x,', '99', 'b', '\x1e', 'null', '"connect"', '{"_placeholder":true,"num":0}'];
+    const garbage = () => Array.from({ length: 1 + random(8) }, () => pieces[random(pieces.length)]).join('');
+    for (let round = 0; round < 20; round++) {
+      const poller = await connectedPoller(url);
+      for (let i = 0; i < 5; i++) await poller.post(garbage());
+    }
+    for (let round = 0; round < 20; round++) {
+      const socket = new WebSocket(`${url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+      onCleanup(() => socket.terminate());
+      socket.on('error', () => {});
+      await new Promise((resolve) => socket.once('open', resolve));
+      socket.send('40');
+      for (let i = 0; i < 5; i++) socket.send(random(4) === 0 ? Buffer.from(garbage()) : garbage());
+      socket.close();
+      await new Promise((resolve) => socket.once('close', resolve));
+    }
+    // Still serving.
+    await connectedPoller(url);
+    expect(server.listening).toBe(true);
+    expect(engine.lines).toEqual([]);
   });
 });
 
