@@ -8,7 +8,7 @@
 export { Engine, Timer, type EngineOptions, type EngineEvents } from './engine.js';
 export { Channel, type ChannelOptions, type ChannelEvents } from './channel.js';
 export { Stream, type StreamOptions, type StreamEvents, type StreamEventsOf, type FrameOf, type ConnectOptions, type CloseOptions, type WriteFileOptions, type ReconnectOptions } from './stream.js';
-export { StreamServer, type StreamServerOptions, type StreamServerEvents, type ListenOptions, type StreamClass } from './stream-server.js';
+export { StreamServer, type StreamServerOptions, type StreamServerEvents, type ListenOptions, type StreamClass, type SlowReaders } from './stream-server.js';
 export { Server } from './server.js';
 export { Connection } from './connection.js';
 export { Client } from './client.js';

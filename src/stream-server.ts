@@ -27,6 +27,31 @@ export interface StreamServerOptions extends ChannelOptions {
   maxConnections?: number;
   /** Serve TLS: `{ key, cert }` (PEM) and any tls.createSecureContext options. */
   tls?: TLSServerOptions;
+  /** What `broadcast()` does for a connection that is not reading what it is sent (see SlowReaders; default 'skip'). */
+  slowReaders?: SlowReaders;
+}
+
+/**
+ * What `broadcast()` does for a connection whose `bufferedBytes` has reached its
+ * `writeHighWaterMark` (a peer that is not reading what it is sent):
+ * - `'skip'` (default): leave it out of this broadcast (it misses the message);
+ * - `'close'`: close it without flushing (a member that cannot keep up is let go);
+ * - `'queue'`: write anyway: memory then grows with all the traffic it does not read.
+ */
+export type SlowReaders = 'skip' | 'close' | 'queue';
+const SLOW_READERS = new Set<string>(['skip', 'close', 'queue']);
+
+/** Check a `slowReaders` option; TypeError naming the accepted values. */
+export function checkSlowReaders(value: unknown): SlowReaders {
+  if (!SLOW_READERS.has(value as string)) throw new TypeError(`slowReaders must be 'skip', 'close' or 'queue', got ${String(value)}`);
+  return value as SlowReaders;
+}
+
+/** Whether `broadcast()` may write to `connection` now, under `policy` (closing it, under 'close', if not). */
+export function keepsUp(connection: Stream, policy: SlowReaders): boolean {
+  if (policy === 'queue' || connection.bufferedBytes < connection.writeHighWaterMark) return true;
+  if (policy === 'close') void connection.close(false);
+  return false;
 }
 
 /** Options for `server.listen(address, options)`. */
@@ -56,6 +81,8 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
   readonly ConnectionClass: StreamClass<C>;
   /** Connections beyond this many open ones are closed as soon as they are accepted. */
   maxConnections: number;
+  /** What `broadcast()` does for a connection not reading what it is sent (default 'skip'; see SlowReaders). */
+  slowReaders: SlowReaders;
   readonly connectionOptions: Omit<StreamOptions, 'engine'> & Record<string, unknown>;
   readonly #tls: ServerTLS | null;
 
@@ -85,6 +112,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     }
     this.ConnectionClass = ctor as StreamClass<C>;
     this.maxConnections = options.maxConnections ?? Infinity;
+    this.slowReaders = checkSlowReaders(options.slowReaders ?? 'skip');
     this.connectionOptions = options.connectionOptions ?? {};
     this.#tls = options.tls === undefined ? null : prepareServerTLS(options.tls);
   }
@@ -262,13 +290,18 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
 
   // ---- connections -------------------------------------------------------------------------
 
-  /** Write `data` to every open connection except `except`. Returns how many were written to. */
+  /**
+   * Write `data` to every open connection except `except`, respecting each one's backpressure:
+   * one whose write buffer has reached its high-water mark is skipped (or closed, or written
+   * to anyway: see `slowReaders`). Returns how many were written to.
+   */
   broadcast(data: string | Uint8Array, except?: Stream | Iterable<Stream>): number {
     const skip = except === undefined ? null : except instanceof Stream ? new Set([except]) : new Set(except);
     const payload = typeof data === 'string' ? Buffer.from(data) : data;
+    const policy = checkSlowReaders(this.slowReaders);
     let count = 0;
-    for (const connection of this.#open) {
-      if (skip?.has(connection) || !connection.connected) continue;
+    for (const connection of [...this.#open]) {
+      if (skip?.has(connection) || !connection.connected || !keepsUp(connection, policy)) continue;
       try {
         connection.write(payload);
         count++;

@@ -4,6 +4,7 @@
  *
  *   npx vitest run test/hostile.test.ts
  */
+import net from 'node:net';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -13,7 +14,8 @@ import { Client, Connection, Server, Struct } from '../src/index.js';
 import { HookError } from '../src/errors.js';
 import { MessageConnection, type CloseReport } from '../src/message.js';
 import { ReadBuffer, compileDelimiter } from '../src/framing.js';
-import { Peer, deferred, portOf, python, tempDir, testEngine, waitFor } from './helpers.js';
+import { Peer, deferred, onCleanup, portOf, python, tempDir, testEngine, waitFor } from './helpers.js';
+import { startChat } from '../examples/chat/chat.js';
 
 const MiB = 1 << 20;
 
@@ -413,5 +415,78 @@ describe("RegExp delimiters with encoding: 'utf8'", () => {
     await done.promise;
     expect(frames.join('|')).not.toMatch(/\ufffd/);
     expect(frames).toEqual(['café', 'naïve', '€uro', '😀x', 'end']);
+  });
+});
+
+describe('broadcast() and slow readers', () => {
+  /** A server with a reader that never reads and one that does; `steps` broadcasts of 8 KiB, one per turn. */
+  async function flood(slowReaders: 'skip' | 'close' | 'queue' | undefined, steps = 1000) {
+    const engine = testEngine();
+    const server = new Server(Connection, { engine, ...(slowReaders !== undefined && { slowReaders }) });
+    await server.listen(['127.0.0.1', 0]);
+    const port = portOf(server.localAddress);
+    const stuck = new Peer(port);
+    stuck.socket.pause(); // never reads
+    // A reader that counts what it gets (a Peer would keep it all).
+    const reader = { received: 0, socket: net.connect(port, '127.0.0.1') };
+    reader.socket.on('data', (chunk: Buffer) => (reader.received += chunk.length));
+    reader.socket.on('error', () => {});
+    onCleanup(() => reader.socket.destroy());
+    await waitFor(() => server.connections.size === 2, (wake) => setTimeout(wake, 5), 'two connections', 2000);
+    const [slow] = [...server.connections];
+    let peak = 0;
+    const message = Buffer.alloc(8192, 'm');
+    for (let i = 0; i < steps; i++) {
+      server.broadcast(message);
+      peak = Math.max(peak, slow!.bufferedBytes);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return { server, slow: slow!, peak, reader };
+  }
+
+  it("a member that never reads is skipped once its buffer reaches writeHighWaterMark (default 'skip'): its queue stays bounded; a reader gets its messages", async () => {
+    const { server, slow, peak, reader } = await flood(undefined);
+    expect(peak).toBeLessThanOrEqual(slow.writeHighWaterMark + 8192);
+    expect(slow.connected).toBe(true);
+    expect(reader.received).toBeGreaterThan(8192 * 100);
+    await server.close(false);
+  });
+
+  it("slowReaders 'close' lets such a member go; 'queue' keeps the old behaviour; anything else is a TypeError", async () => {
+    const closed = await flood('close', 800);
+    expect(closed.slow.closed || closed.slow.closing).toBe(true);
+    await closed.server.close(false);
+    const queued = await flood('queue', 800);
+    expect(queued.peak).toBeGreaterThan(2 * MiB);
+    await queued.server.close(false);
+    expect(() => new Server(Connection, { engine: testEngine(), slowReaders: 'drop' as 'skip' })).toThrow(/slowReaders must be 'skip', 'close' or 'queue'/);
+  });
+
+  it('the chat example does not queue the room for a member who never reads', async () => {
+    const engine = testEngine();
+    const chat = await startChat({ port: 0, engine });
+    onCleanup(() => chat.close());
+    const join = async (nick: string) => {
+      const peer = new Peer(chat.port!);
+      await peer.untilText('nickname?');
+      await peer.write(`${nick}\n`);
+      await peer.untilText(`hello ${nick}`);
+      return peer;
+    };
+    const lurker = await join('lurker');
+    lurker.socket.pause();
+    const talker = await join('talker');
+    const [server] = chat.servers;
+    const lurking = [...server!.connections].find((c) => c.nick === 'lurker')!;
+    let peak = 0;
+    const line = `${'z'.repeat(4000)}\n`;
+    for (let i = 0; i < 3000; i++) {
+      await talker.write(line);
+      peak = Math.max(peak, lurking.bufferedBytes);
+    }
+    await talker.write('/who\n');
+    await talker.untilText('lurker');
+    expect(peak).toBeLessThanOrEqual(lurking.writeHighWaterMark + 8192);
+    await server!.close(false);
   });
 });

@@ -27,6 +27,9 @@ export interface Chatter {
   readonly room: ChatRoom;
   readonly connected: boolean;
   readonly closing: boolean;
+  /** Bytes written to this member and not yet taken by the network, and the most we queue for them (if the transport tells). */
+  readonly bufferedBytes?: number;
+  readonly writeHighWaterMark?: number;
   write(text: string): unknown;
   close(): Promise<unknown>;
 }
@@ -69,12 +72,20 @@ export class ChatRoom {
     if (this.#members.delete(member)) this.send(`* ${member.nick} has left\n`);
   }
 
-  /** Send `text` to every member still connected, except `except`. */
+  /**
+   * Send `text` to every member still connected, except `except`. A member who is not reading
+   * (their write buffer is at its high-water mark) misses the line: queueing the whole room's
+   * traffic for them would grow memory without bound.
+   */
   send(text: string, except?: Chatter): void {
     for (const member of this.#members) {
-      if (member !== except && member.connected) member.write(text);
+      if (member !== except && member.connected && !fallenBehind(member)) member.write(text);
     }
   }
+}
+
+function fallenBehind(member: Chatter): boolean {
+  return member.bufferedBytes !== undefined && member.writeHighWaterMark !== undefined && member.bufferedBytes >= member.writeHighWaterMark;
 }
 
 /** A server whose connections share one room. */

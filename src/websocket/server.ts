@@ -12,7 +12,7 @@ import { debug } from '../engine.js';
 import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from '../address.js';
 import { ListenError, StateError } from '../errors.js';
 import { Stream, type StreamOwner } from '../stream.js';
-import type { ListenOptions } from '../stream-server.js';
+import { checkSlowReaders, keepsUp, type ListenOptions, type SlowReaders } from '../stream-server.js';
 import type { TLSServerOptions } from '../tls.js';
 import { WebSocketConnection, type WebSocketOptions } from './connection.js';
 import { CloseCode, acceptDeflate, type DeflateOptions } from './protocol.js';
@@ -28,6 +28,8 @@ export interface WebSocketServerOptions extends ChannelOptions {
   connectionOptions?: Omit<WebSocketOptions, 'engine'> & Record<string, unknown>;
   /** Refuse upgrades (HTTP 503) beyond this many open connections (default Infinity). */
   maxConnections?: number;
+  /** What `broadcast()` does for a connection not reading what it is sent (default 'skip'; see SlowReaders). */
+  slowReaders?: SlowReaders;
   /** Accept only these origins (others get HTTP 403). Default: any. */
   origin?: OriginCheck;
   /** Subprotocols this server speaks; the first the client offers is chosen (`connection.protocol`). */
@@ -59,6 +61,8 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
   readonly ConnectionClass: WebSocketConnectionClass<C>;
   /** Upgrades beyond this many open connections are refused with HTTP 503. */
   maxConnections: number;
+  /** What `broadcast()` does for a connection not reading what it is sent (default 'skip'; see SlowReaders). */
+  slowReaders: SlowReaders;
   readonly connectionOptions: Omit<WebSocketOptions, 'engine'> & Record<string, unknown>;
   readonly #options: WebSocketServerOptions;
   #state: State = 'idle';
@@ -86,6 +90,7 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
     }
     this.ConnectionClass = ctor as WebSocketConnectionClass<C>;
     this.maxConnections = options.maxConnections ?? Infinity;
+    this.slowReaders = checkSlowReaders(options.slowReaders ?? 'skip');
     this.connectionOptions = options.connectionOptions ?? {};
     this.#options = options;
     this.#path = options.path;
@@ -286,12 +291,16 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
 
   // ---- connections -------------------------------------------------------------------------
 
-  /** Send `data` (string: text, Buffer: binary) to every open connection except `except`. Returns how many. */
+  /**
+   * Send `data` (string: text, Buffer: binary) to every open connection except `except`,
+   * respecting each one's backpressure (see `slowReaders`). Returns how many were sent to.
+   */
   broadcast(data: string | Uint8Array, except?: WebSocketConnection | Iterable<WebSocketConnection>): number {
     const skip = except === undefined ? null : except instanceof WebSocketConnection ? new Set([except]) : new Set(except);
+    const policy = checkSlowReaders(this.slowReaders);
     let count = 0;
-    for (const connection of this.#open) {
-      if (skip?.has(connection) || !connection.connected || connection.closing) continue;
+    for (const connection of [...this.#open]) {
+      if (skip?.has(connection) || !connection.connected || connection.closing || !keepsUp(connection, policy)) continue;
       connection.write(data);
       count++;
     }
