@@ -42,7 +42,7 @@ beforeAll(async () => {
   renameSync(path.join(modules, 'package'), path.join(modules, 'trews'));
   // What `npm install trews` and `npm install -D @types/node` would add, taken from ours.
   mkdirSync(path.join(modules, '@types'));
-  for (const dep of ['eventemitter3', 'ws', '@types/node', 'vitest']) symlinkSync(path.join(ROOT, 'node_modules', dep), path.join(modules, dep));
+  for (const dep of ['eventemitter3', 'ws', 'engine.io-parser', 'socket.io-parser', '@socket.io', '@types/node', 'vitest']) symlinkSync(path.join(ROOT, 'node_modules', dep), path.join(modules, dep));
   manifest = JSON.parse(readFileSync(path.join(modules, 'trews/package.json'), 'utf8'));
 }, 90_000);
 
