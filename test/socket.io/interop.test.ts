@@ -83,6 +83,21 @@ describe.each(Object.entries(TRANSPORTS))('Socket.IO features with socket.io-cli
     expect(await results.promise).toEqual([21, 'TimeoutError', 'ClosedError']);
   });
 
+  it("the client's ack timeout: a handler that never settles sends no ack, later acks still come", async () => {
+    const engine = testEngine();
+    class Slow extends SocketConnection {
+      static override events = {
+        never: () => new Promise(() => {}),
+        quick: () => 'quick',
+      };
+    }
+    const { url } = await serve(engine, Slow);
+    const socket = client(url, options);
+    await connected(socket);
+    await expect(socket.timeout(50).emitWithAck('never')).rejects.toThrow('operation has timed out');
+    expect(await socket.timeout(5000).emitWithAck('quick')).toBe('quick');
+  });
+
   it('a refused onOpen is a connect_error with message and data; throwing refuses too', async () => {
     const engine = testEngine();
     class Guarded extends SocketConnection {
