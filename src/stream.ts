@@ -6,7 +6,7 @@
 import { Buffer } from 'node:buffer';
 import * as net from 'node:net';
 import type tls from 'node:tls';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { Channel, Outcome, defineFieldAccessors, type ChannelEvents, type ChannelOptions } from './channel.js';
 import { debug, type Timer } from './engine.js';
@@ -1396,16 +1396,39 @@ export class Stream extends Channel<StreamEvents> {
     const more = this.#more;
     const bound = more.closeBound || this.closeTimeout;
     let sent = this.bytesWritten;
-    const check = () => {
-      if (this.bufferedBytes > 0 && this.bytesWritten > sent) {
-        sent = this.bytesWritten;
-        more.closeTimer = this.engine._defer(bound, check);
-        return;
-      }
+    // What the kernel still had to send at the start of this period (Linux TCP), or null.
+    let inKernel: number | null = null;
+    const lookAtKernel = () => {
+      void kernelSendQueue(socket)?.then((queued) => (inKernel = queued));
+    };
+    const force = () => {
+      if (this.#socket !== socket || socket.destroyed) return;
       this.#set(FORCED);
       debug('%s: graceful close stalled for %d ms; closing by force', String(this), bound);
       socket.destroy();
     };
+    const check = () => {
+      if (this.bufferedBytes > 0 && this.bytesWritten > sent) {
+        sent = this.bytesWritten;
+        lookAtKernel();
+        more.closeTimer = this.engine._defer(bound, check);
+        return;
+      }
+      // Node sees no progress, but the kernel may: a slow reader's window opens a little at a
+      // time, far below what wakes a writer (a third of the send buffer). Progress is less in
+      // the kernel's send queue than at the start of the period.
+      const asking = inKernel === null ? null : kernelSendQueue(socket);
+      if (asking === null) return force();
+      void asking.then((queued) => {
+        if (this.#socket !== socket || socket.destroyed) return;
+        if (queued === null || inKernel === null || queued >= inKernel) return force();
+        inKernel = queued;
+        more.closeTimer = this.engine._defer(bound, check);
+      });
+    };
+    // Only a close with bytes still queued here can stall behind a slow reader: only those
+    // pay for looking at the kernel (a read of /proc/net/tcp per period).
+    if (this.bufferedBytes > 0) lookAtKernel();
     more.closeTimer = this.engine._defer(bound, check);
   }
 
@@ -1616,6 +1639,37 @@ export class Stream extends Channel<StreamEvents> {
 }
 
 function ignore(): void {}
+
+/**
+ * How many bytes the kernel still holds to send on a TCP socket (sent and not acknowledged, or
+ * not sent yet), from Linux's /proc/net/tcp; null where that cannot be told (another
+ * platform, a Unix or in-memory socket), and a promise resolving to null if the socket is not
+ * listed once.
+ */
+function kernelSendQueue(socket: net.Socket): Promise<number | null> | null {
+  const { localPort, remotePort } = socket;
+  if (process.platform !== 'linux' || typeof localPort !== 'number' || typeof remotePort !== 'number') return null;
+  const local = `:${hexPort(localPort)}`;
+  const remote = `:${hexPort(remotePort)}`;
+  return readFile(socket.remoteFamily === 'IPv6' ? '/proc/net/tcp6' : '/proc/net/tcp', 'latin1').then(
+    (table) => {
+      let found: number | null = null;
+      for (const line of table.split('\n')) {
+        // sl local_address rem_address st tx_queue:rx_queue ...
+        const [, from, to, , queues] = line.trim().split(/\s+/);
+        if (from?.endsWith(local) !== true || to?.endsWith(remote) !== true || queues === undefined) continue;
+        if (found !== null) return null; // the port pair is not unique here (another interface)
+        found = parseInt(queues.slice(0, queues.indexOf(':')), 16);
+      }
+      return found;
+    },
+    () => null,
+  );
+}
+
+function hexPort(port: number): string {
+  return port.toString(16).toUpperCase().padStart(4, '0');
+}
 
 /** For a Unix path that does not exist and has no '/': a hint that it may be a TCP address missing its port. */
 function slipHint(endpoint: Endpoint | null, err: Error): string {

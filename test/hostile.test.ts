@@ -490,3 +490,52 @@ describe('broadcast() and slow readers', () => {
     await server!.close(false);
   });
 });
+
+describe('a slow reader and the graceful close', () => {
+  // Node sees no progress here (the kernel wakes a writer only once a third of its send buffer
+  // is free), and the reader's TCP window opens in steps of half its receive buffer: the
+  // bound must be longer than one step (1 s here, with a 4 KiB receive buffer).
+  it('a reader taking 4 KiB/s is not cut off by the stall bound: it gets all 8 MiB, the close is not forced', async () => {
+    const engine = testEngine();
+    const closed = deferred();
+    let conn: Connection | null = null;
+    class Sender extends Connection {
+      override closeTimeout = 2000;
+      override onConnect() {
+        conn = this;
+        this.write(Buffer.alloc(8 * MiB, 's'));
+        void this.close();
+      }
+      override onClose() {
+        closed.resolve();
+      }
+    }
+    const server = new Server(Sender, { engine });
+    await server.listen(['127.0.0.1', 0]);
+    const out = await python(
+      String.raw`
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(('127.0.0.1', int(sys.argv[1])))
+got = 0
+t0 = time.time()
+while time.time() - t0 < 4.5:  # 4 KiB/s for 4.5 s: 1 KiB every 250 ms
+    chunk = s.recv(1024)
+    if not chunk:
+        break
+    got += len(chunk)
+    time.sleep(0.25)
+while True:  # then everything else, fast
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        break
+    got += len(chunk)
+print(got)`,
+      [String(portOf(server.localAddress))],
+    );
+    await closed.promise;
+    expect(Number(out)).toBe(8 * MiB);
+    expect(conn!.forced).toBe(false);
+  }, 15_000);
+});
