@@ -194,6 +194,67 @@ describe('hostile clients', () => {
     expect(Recorder.closes).toEqual(['transport error']);
   });
 
+  it('an ordered connection whose handler never settles holds at most 1024 events, then the session closes', async () => {
+    const engine = testEngine();
+    const closed = deferred<CloseReason>();
+    class Stuck extends SocketConnection {
+      override ordered = true;
+      static override events = { wait: () => new Promise(() => {}) };
+      override onClose(reason: CloseReason): void {
+        closed.resolve(reason);
+      }
+    }
+    const { url } = await serve(engine, Stuck);
+    const socket = new WebSocket(`${url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+    onCleanup(() => socket.terminate());
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send('40');
+    // One runs, 1024 wait: still open. One more is too many.
+    for (let i = 0; i < 1025; i++) socket.send('42["wait"]');
+    socket.send('42["wait"]');
+    expect(await closed.promise).toBe('transport error');
+  });
+
+  it('a WebSocket peer that stops reading is not read from until our writes drain', async () => {
+    const engine = testEngine();
+    let served = 0;
+    class Big extends SocketConnection {
+      static override events = {
+        big(this: Big) {
+          served++;
+          this.emit('big', 'x'.repeat(256 * 1024));
+        },
+      };
+    }
+    const { url, server } = await serve(engine, Big);
+    const socket = new WebSocket(`${url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+    onCleanup(() => socket.terminate());
+    socket.on('error', () => {});
+    const opened = new Promise((resolve) => socket.once('message', resolve));
+    await new Promise((resolve) => socket.once('open', resolve));
+    await opened;
+    socket.send('40');
+    await new Promise((resolve) => socket.once('message', resolve));
+    // Stop reading, then ask for 400 x 256 KiB (100 MiB) of replies.
+    (socket as unknown as { _socket: import('node:net').Socket })._socket.pause();
+    for (let i = 0; i < 400; i++) socket.send('42["big"]');
+    await new Promise<void>((resolve) => {
+      const check = () => (served > 0 && server.sessionCount === 1 ? resolve() : engine.callback(check));
+      check();
+    });
+    // Give the server turns to read everything it would read.
+    for (let i = 0; i < 200; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(served).toBeGreaterThan(0);
+    expect(served).toBeLessThan(400);
+    // Reading again drains our writes: the server reads again and serves every request.
+    (socket as unknown as { _socket: import('node:net').Socket })._socket.resume();
+    await new Promise<void>((resolve) => {
+      const check = () => (served === 400 ? resolve() : engine.callback(check));
+      check();
+    });
+  });
+
   it('survives random garbage over polling and WebSocket, logging nothing', async () => {
     const engine = testEngine();
     const { url, server } = await serve(engine, Recorder);
