@@ -19,6 +19,9 @@ describe.each(Object.entries(TRANSPORTS))('socket.io-client over %s', (_name, tr
     const socket = client(url, { transports: [...transports] });
     await connected(socket);
     expect(socket.id).toMatch(/^[\w-]{20}$/);
+    // The Socket.IO socket id is not the Engine.IO session id.
+    expect(socket.io.engine.id).toMatch(/^[\w-]{20}$/);
+    expect(socket.id).not.toBe(socket.io.engine.id);
     const echoed = next(socket, 'echo');
     socket.emit('echo', 'hello', { n: 1 });
     expect(await echoed).toEqual(['hello', { n: 1 }]);
