@@ -1,5 +1,6 @@
 /** trews/socket.io at the wire: Engine.IO polling requests and WebSocket frames by hand. */
 import * as http from 'node:http';
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SocketConnection, type CloseReason } from '../../src/socket.io/index.js';
@@ -353,6 +354,44 @@ describe('Engine.IO over WebSocket', () => {
     expect((await peer.until(6))[5]).toBe(`<${Buffer.from('hi').toString('hex')}>`);
   });
 
+  it('everything sent while one chunk of frames is handled leaves in one write to the socket', async () => {
+    const engine = testEngine();
+    const { url } = await serve(engine, Recorder);
+    const port = Number(new URL(url).port);
+    const client = net.connect(port, '127.0.0.1');
+    onCleanup(() => client.destroy());
+    await new Promise((resolve) => client.once('connect', resolve));
+    let received = Buffer.alloc(0);
+    const waiters: Array<() => void> = [];
+    client.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      for (const wake of waiters.splice(0)) wake();
+    });
+    const until = (text: string) =>
+      new Promise<void>((resolve) => {
+        const check = () => (received.includes(text) ? resolve() : waiters.push(check));
+        check();
+      });
+    client.write(`GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await until('"maxPayload"');
+    client.write(maskedText('40'));
+    await until('40{"sid"');
+    // Count the server's writes to this client's socket from here on.
+    const writes: number[] = [];
+    const write = net.Socket.prototype.write;
+    net.Socket.prototype.write = function (this: net.Socket, ...args: Parameters<typeof write>) {
+      if (this.remotePort === client.localPort) writes.push(1);
+      return write.apply(this, args);
+    } as typeof write;
+    onCleanup(() => (net.Socket.prototype.write = write));
+    // Three events in one chunk: twelve messages back (three times 'one', 'two', and a binary event with its attachment).
+    const start = received.length;
+    const count = (text: string) => received.subarray(start).toString('latin1').split(text).length - 1;
+    client.write(Buffer.concat([maskedText('42["two"]'), maskedText('42["two"]'), maskedText('42["two"]')]));
+    while (count('42["two",2]') < 3 || count('hi') < 3) await new Promise<void>((resolve) => waiters.push(resolve));
+    expect(writes).toEqual([1]);
+  });
+
   it('refuses an upgrade for an unknown sid', async () => {
     const engine = testEngine();
     const { url } = await serve(engine, Recorder);
@@ -397,3 +436,11 @@ describe('Engine.IO over WebSocket', () => {
     expect(Recorder.closes).toEqual(['transport close']);
   });
 });
+
+/** A masked WebSocket text frame, as a client sends it (payloads under 126 bytes). */
+function maskedText(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = [1, 2, 3, 4];
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, ...mask]), Buffer.from(payload.map((byte, i) => byte ^ mask[i & 3]!))]);
+}
+
