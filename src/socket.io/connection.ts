@@ -7,7 +7,7 @@
 import { PacketType } from 'socket.io-parser';
 import { ClosedError, StateError, TimeoutError } from '../errors.js';
 import type { Timer } from '../engine.js';
-import { encode, type Encoded } from './packets.js';
+import { checkEventName, encode, type Encoded } from './packets.js';
 import { Broadcast, type Namespace } from './namespace.js';
 import type { CloseReason, TransportName } from './engine-session.js';
 import type { SocketIOClient } from './client.js';
@@ -196,6 +196,7 @@ export class SocketConnection {
    * those sent in `onOpen` follow the CONNECT reply. False once closed.
    */
   emit(name: string, ...args: unknown[]): boolean {
+    checkEventName(name);
     if (this.#state === 'closed') return false;
     return this._sendEncoded(encode({ type: PacketType.EVENT, nsp: this.namespace, data: [name, ...args] }));
   }
@@ -219,6 +220,7 @@ export class SocketConnection {
   }
 
   #emitWithAck(ms: number, name: string, args: unknown[]): Promise<unknown> {
+    checkEventName(name);
     if (this.#state === 'closed') return Promise.reject(new ClosedError(`emitWithAck('${name}') on a closed connection`));
     const acks = (this.#acks ??= new Map());
     if (acks.size >= this.maxPendingAcks) return Promise.reject(new StateError(`${acks.size} acks already pending (maxPendingAcks)`));

@@ -3,7 +3,7 @@
  * `except(room or connection)`, `emit(name, ...args)`. A broadcast encodes its packet once.
  */
 import { PacketType } from 'socket.io-parser';
-import { encode } from './packets.js';
+import { checkEventName, encode } from './packets.js';
 import type { SocketConnection } from './connection.js';
 
 export class Namespace {
@@ -82,6 +82,7 @@ export class Broadcast {
 
   /** Send an event to the recipients. Returns how many. */
   emit(name: string, ...args: unknown[]): number {
+    checkEventName(name);
     const parts = encode({ type: PacketType.EVENT, nsp: this.namespace.name, data: [name, ...args] });
     let count = 0;
     for (const connection of this.targets()) {

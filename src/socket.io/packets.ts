@@ -18,3 +18,12 @@ export function validFromClient(packet: Packet): boolean {
   if ((packet.type === PacketType.ACK || packet.type === PacketType.BINARY_ACK) && packet.id === undefined) return false;
   return true;
 }
+
+/** Event names socket.io-client keeps for itself: an event of that name would never reach the app. */
+const RESERVED: ReadonlySet<string> = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener']);
+
+/** Refuse to send an event the client could not receive. */
+export function checkEventName(name: string): void {
+  if (typeof name !== 'string') throw new TypeError(`an event name is a string, got ${typeof name}`);
+  if (RESERVED.has(name)) throw new TypeError(`'${name}' is a reserved event name in socket.io-client`);
+}

@@ -5,6 +5,7 @@
  * SocketConnection per namespace the client connects to.
  */
 import * as http from 'node:http';
+import type * as https from 'node:https';
 import type * as net from 'node:net';
 import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from '../channel.js';
 import { debug, type Timer } from '../engine.js';
@@ -44,6 +45,7 @@ export interface SocketIOServerEvents extends ChannelEvents {
 }
 
 type State = 'idle' | 'listening' | 'closing' | 'closed';
+type HTTPServer = http.Server | https.Server;
 
 /** Carries the Engine.IO WebSocket transport: its upgrades are checked by the SocketIOServer. */
 class EngineWebSocketServer extends WebSocketServer<EngineWebSocket> {
@@ -84,7 +86,7 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> {
   readonly #endpoints = new Map<string, SocketConnectionClass>();
   readonly #websockets: EngineWebSocketServer;
   #state: State = 'idle';
-  #http: http.Server | null = null;
+  #http: HTTPServer | null = null;
   #ownsHTTP = false;
   #local: Address | null = null;
   /** Pings every session every pingInterval: one timer for all. */
@@ -133,7 +135,7 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> {
     return this.#local;
   }
 
-  get httpServer(): http.Server | null {
+  get httpServer(): HTTPServer | null {
     return this.#http;
   }
 
@@ -214,10 +216,10 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> {
   }
 
   /**
-   * Serve on an HTTP server you run: requests to `path` are ours, every other request goes to
-   * the server's own 'request' listeners (your app).
+   * Serve on an HTTP or HTTPS server you run: requests to `path` are ours, every other request
+   * goes to the server's own 'request' listeners (your app).
    */
-  attach(server: http.Server): this {
+  attach(server: HTTPServer): this {
     if (this.#state !== 'idle') throw new StateError(`attach() needs a new server; ${String(this)} is ${this.#state}`);
     this.#otherListeners = server.listeners('request') as Array<(...args: unknown[]) => void>;
     server.removeAllListeners('request');
@@ -227,7 +229,7 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> {
     return this;
   }
 
-  #use(server: http.Server): void {
+  #use(server: HTTPServer): void {
     this.#http = server;
     server.on('request', this.#onRequest);
     this.#websockets.attach(server, { path: this.path });

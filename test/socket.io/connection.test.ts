@@ -108,6 +108,25 @@ describe('SocketConnection', () => {
     expect(await outcome.promise).toEqual(['ok 10', 'ok 20', 'StateError']);
   });
 
+  it('emitting a name socket.io-client reserves (connect, disconnect, ...) throws a TypeError', async () => {
+    const engine = testEngine();
+    const thrown: string[] = [];
+    class Reserved extends SocketConnection {
+      override onOpen(): void {
+        for (const send of [() => this.emit('connect'), () => this.emitWithAck('disconnect'), () => this.server.to('x').emit('connect_error')]) {
+          try {
+            void send();
+          } catch (err) {
+            thrown.push((err as Error).constructor.name);
+          }
+        }
+      }
+    }
+    const { url } = await serve(engine, Reserved);
+    await connected(client(url, websocket));
+    expect(thrown).toEqual(['TypeError', 'TypeError', 'TypeError']);
+  });
+
   it('a handler that throws goes to onError; the connection stays open and later events are served', async () => {
     const engine = testEngine();
     const errors: string[] = [];
