@@ -33,6 +33,8 @@ export interface EngineSettings {
   upgradeTimeout: number;
   /** Packets a polling session may hold for its next GET before it is closed. */
   maxBufferedPackets: number;
+  /** Bytes a WebSocket session may have queued (a peer not reading what the server sends it) before it is closed. */
+  maxBufferedBytes: number;
   /** Transports offered as upgrades in the handshake. */
   upgrades: readonly TransportName[];
 }
@@ -118,6 +120,11 @@ export class EngineSession {
       if (!socket.connected || socket.closing) return;
       // A peer that sends but never reads is paused until our writes drain: memory stays bounded.
       if (!socket.write(typeof data === 'string' ? `4${data}` : data) && !socket.readingPaused) socket.pauseReading();
+      // What the server sends on its own (broadcasts) is bounded too.
+      if (socket.bufferedBytes > this.#settings.maxBufferedBytes) {
+        debug('socket.io session %s: %d bytes queued, closing', this.sid, socket.bufferedBytes);
+        this.close('transport error');
+      }
       return;
     }
     this.#enqueue({ type: 'message', data });

@@ -37,6 +37,8 @@ export interface SocketIOServerOptions extends ChannelOptions {
   upgradeTimeout?: number;
   /** The most packets a polling session holds for its next GET before it is closed (default 1024). */
   maxBufferedPackets?: number;
+  /** The most bytes a WebSocket session may have queued (its client not reading) before it is closed (default 16 MiB). */
+  maxBufferedBytes?: number;
 }
 
 export interface SocketIOServerEvents extends ChannelEvents {
@@ -117,6 +119,7 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> {
       maxPayload,
       upgradeTimeout: options.upgradeTimeout ?? 10_000,
       maxBufferedPackets: options.maxBufferedPackets ?? 1024,
+      maxBufferedBytes: options.maxBufferedBytes ?? 16 * 1024 * 1024,
       upgrades: this.transports.includes('websocket') ? ['websocket'] : [],
     };
     this.#websockets = new EngineWebSocketServer(this, { engine: this.engine, path: this.path, connectionOptions: { bufferSize: maxPayload } });

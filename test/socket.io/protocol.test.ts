@@ -256,6 +256,26 @@ describe('hostile clients', () => {
     });
   });
 
+  it('a WebSocket client that does not read what the server broadcasts is closed past maxBufferedBytes', async () => {
+    const engine = testEngine();
+    Recorder.closes = [];
+    const { url, server } = await serve(engine, Recorder, { maxBufferedBytes: 4 << 20 });
+    const socket = new WebSocket(`${url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+    onCleanup(() => socket.terminate());
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('message', resolve));
+    socket.send('40');
+    await new Promise((resolve) => socket.once('message', resolve));
+    (socket as unknown as { _socket: net.Socket })._socket.pause();
+    const big = 'x'.repeat(256 * 1024);
+    // Far more than the kernel buffers and the limit hold: 400 x 256 KiB.
+    for (let i = 0; i < 400 && Recorder.closes.length === 0; i++) {
+      server.broadcast('news', big);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(Recorder.closes).toEqual(['transport error']);
+  });
+
   it('survives random garbage over polling and WebSocket, logging nothing', async () => {
     const engine = testEngine();
     const { url, server } = await serve(engine, Recorder);
