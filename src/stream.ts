@@ -996,7 +996,8 @@ export class Stream extends Channel<StreamEvents> {
       else if (this.#encoding === null) data = frame;
       else if (d.kind === 'chunk') data = (this.#more.decoder ??= new StringDecoder(this.#encoding)).write(frame);
       else data = frame.toString(this.#encoding);
-      this._awaitHook('onRead', (this as Stream).onRead(data));
+      const returned: unknown = (this as Stream).onRead(data);
+      if (returned !== undefined) this._awaitHook('onRead', returned); // an async onRead
       if (this._listened('read')) this.emit('read', data);
     } catch (err) {
       this._hookThrew('onRead', err);
