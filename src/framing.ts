@@ -367,6 +367,7 @@ export class ReadBuffer {
     this.#chunks[this.#head] = Buffer.from(chunk.subarray(this.#offset));
     this.#offset = 0;
     this.#scanBase = 0;
+    this.#block = null; // the tail was copied out of it: nothing more is gathered there
   }
 
   // ---- delimiters --------------------------------------------------------------------------
