@@ -1650,22 +1650,39 @@ function ignore(): void {}
 function kernelSendQueue(socket: net.Socket): Promise<number | null> | null {
   const { localPort, remotePort } = socket;
   if (process.platform !== 'linux' || typeof localPort !== 'number' || typeof remotePort !== 'number') return null;
-  const local = `:${hexPort(localPort)}`;
-  const remote = `:${hexPort(remotePort)}`;
-  return readFile(socket.remoteFamily === 'IPv6' ? '/proc/net/tcp6' : '/proc/net/tcp', 'latin1').then(
+  const key = `${hexPort(localPort)}:${hexPort(remotePort)}`;
+  return kernelSendQueues(socket.remoteFamily === 'IPv6' ? '/proc/net/tcp6' : '/proc/net/tcp').then((queues) => queues?.get(key) ?? null);
+}
+
+/** How long one read of a /proc/net/tcp table serves every stalled close that asks. */
+const KERNEL_TABLE_REUSE_MS = 20;
+const kernelTables = new Map<string, { at: number; queues: Promise<Map<string, number | null> | null> }>();
+
+/**
+ * Send queues by `localport:remoteport` (hex, as the table writes them; null where the pair is
+ * not unique). One read serves all closes that ask at about the same time: a server closing
+ * with thousands of stalled connections reads the table once, not once per connection.
+ */
+function kernelSendQueues(file: string): Promise<Map<string, number | null> | null> {
+  const cached = kernelTables.get(file);
+  if (cached !== undefined && performance.now() - cached.at < KERNEL_TABLE_REUSE_MS) return cached.queues;
+  const queues = readFile(file, 'latin1').then(
     (table) => {
-      let found: number | null = null;
+      const byPorts = new Map<string, number | null>();
       for (const line of table.split('\n')) {
         // sl local_address rem_address st tx_queue:rx_queue ...
-        const [, from, to, , queues] = line.trim().split(/\s+/);
-        if (from?.endsWith(local) !== true || to?.endsWith(remote) !== true || queues === undefined) continue;
-        if (found !== null) return null; // the port pair is not unique here (another interface)
-        found = parseInt(queues.slice(0, queues.indexOf(':')), 16);
+        const [, from, to, , txrx] = line.trim().split(/\s+/);
+        if (from === undefined || to === undefined || txrx === undefined) continue;
+        const key = `${from.slice(from.indexOf(':') + 1)}:${to.slice(to.indexOf(':') + 1)}`;
+        // The same port pair twice (another interface): cannot tell which is ours.
+        byPorts.set(key, byPorts.has(key) ? null : parseInt(txrx.slice(0, txrx.indexOf(':')), 16));
       }
-      return found;
+      return byPorts;
     },
     () => null,
   );
+  kernelTables.set(file, { at: performance.now(), queues });
+  return queues;
 }
 
 function hexPort(port: number): string {
