@@ -5,14 +5,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { chromium } from 'playwright-core';
 import { Engine } from '../../src/index.js';
 import { startChat } from '../../examples/chat/chat.js';
+import { hasChromium, launchChromium } from '../browser.js';
 import { onCleanup, tempDir } from '../helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const TIMEOUT = 10_000;
 
 /** A chat user in `nc` (a real process) over TCP. */
@@ -50,7 +48,7 @@ class NcUser {
 
 const hasNc = spawnSync('nc', ['-h'], { stdio: 'ignore' }).error === undefined;
 
-describe.skipIf(!existsSync(CHROMIUM) || !hasNc)('chat example in a browser', () => {
+describe.skipIf(!hasChromium || !hasNc)('chat example in a browser', () => {
   it('a line typed in Chromium reaches an nc client, and its reply shows in the page', async () => {
     const logged: string[] = [];
     const engine = new Engine({ log: (line) => logged.push(line) });
@@ -60,12 +58,7 @@ describe.skipIf(!existsSync(CHROMIUM) || !hasNc)('chat example in a browser', ()
       await engine.stop();
     });
 
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 30_000,
-    });
-    onCleanup(() => browser.close());
+    const browser = await launchChromium();
     const page = await browser.newPage();
     page.setDefaultTimeout(TIMEOUT);
     await page.goto(`http://127.0.0.1:${chat.webPort}/`);

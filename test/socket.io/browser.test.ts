@@ -4,16 +4,15 @@
  * upgrade to WebSocket), and exchanges events, acks and binary data. Skipped only when
  * /usr/bin/chromium is missing.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chromium } from 'playwright-core';
 import { SocketConnection, SocketIOServer } from '../../src/socket.io/index.js';
+import { hasChromium, launchChromium } from '../browser.js';
 import { onCleanup, portOf, testEngine } from '../helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const require = createRequire(import.meta.url);
 const BUNDLE = path.join(path.dirname(require.resolve('socket.io-client/package.json')), 'dist/socket.io.min.js');
 
@@ -44,7 +43,7 @@ class Browser extends SocketConnection {
   }
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('socket.io-client in Chromium', () => {
+describe.skipIf(!hasChromium)('socket.io-client in Chromium', () => {
   it('loads the client bundle from a served page, connects over polling, upgrades, and exchanges events, acks and binary', async () => {
     const engine = testEngine();
     const web = http.createServer((request, response) => {
@@ -61,12 +60,7 @@ describe.skipIf(!existsSync(CHROMIUM))('socket.io-client in Chromium', () => {
         web.closeAllConnections();
       });
     });
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 30_000,
-    });
-    onCleanup(() => browser.close());
+    const browser = await launchChromium();
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${portOf(web.address())}/`);
     const result = await page.evaluate(() => (globalThis as unknown as { result: Promise<unknown> }).result);
