@@ -21,7 +21,7 @@
  * the rounds counts), BENCH_IDLE_SETTLE (20000 ms; 0 skips the settled measurement).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DIR, benchFile, envNumber, fmtInt, fmtRatio, machineLine, table, verdict } from './lib.js';
 import { builtTrews } from './trews-build.js';
@@ -135,6 +135,92 @@ export function node(args: string[], limit: number | null): Proc {
   if (limit === null) return new Proc(process.execPath, args);
   const quoted = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   return new Proc('bash', ['-c', `ulimit -n ${limit} && exec ${quoted}`]);
+}
+
+// ---- trews against one other server: memory per idle connection --------------------------------
+
+/** What an idle-memory server prints for each "measure" line (bench/*-idle-server.mjs). */
+interface ServerMemory {
+  connections: number;
+  rss: number;
+  heapUsed: number;
+  external: number;
+}
+
+/** Bytes per connection: RSS, and heap + external (what JavaScript objects and their buffers cost). */
+interface IdleCost {
+  rss: number;
+  heap: number;
+}
+
+export interface IdleComparison {
+  /** The server process, run as `node --expose-gc <server> <kind>`, in bench/. */
+  server: string;
+  /** The client, run as `node <client> --mode idle --port P --connections N`, in bench/. */
+  client: string;
+  /** `[trews, other]`: the ratios are the first's cost over the second's. */
+  kinds: [string, string];
+  /** What the client opens, for errors (`opening 5000 <what>`). */
+  what: string;
+  /** The built trews module the server imports, relative to the repository (e.g. dist/websocket/index.js). */
+  dist: string;
+  /** Column width of the kind in the per-run lines. */
+  pad: number;
+  /** The highest trews / other ratio, RSS and heap each, that meets the target. */
+  goal: number;
+  connections: number;
+  rounds: number;
+}
+
+/**
+ * Memory per idle connection, each kind in a fresh server process, interleaved over `rounds`
+ * (the lowest RSS counts): a line per run, then trews / other for RSS and for heap with
+ * verdicts. Skipped, with a line saying so, when trews is not built.
+ */
+export async function compareIdleMemory(c: IdleComparison): Promise<void> {
+  if (!existsSync(join(BENCH_DIR, '..', c.dist))) {
+    console.log(`idle: skipped (no ${c.dist}: run npm run build first)`);
+    return;
+  }
+  const best = new Map<string, IdleCost>();
+  for (let round = 1; round <= c.rounds; round++) {
+    for (const kind of c.kinds) {
+      const cost = await idleCost(c, kind);
+      console.log(`  idle ${kind.padEnd(c.pad)} ${fmtInt(cost.rss).padStart(7)} B RSS  ${fmtInt(cost.heap).padStart(7)} B heap+external per connection`);
+      const prev = best.get(kind);
+      if (prev === undefined || cost.rss < prev.rss) best.set(kind, cost);
+    }
+  }
+  const [trews, other] = c.kinds.map((kind) => best.get(kind)!);
+  const vs = `${c.kinds[0]} / ${c.kinds[1]}`;
+  const target = `(target <= ${c.goal.toFixed(1)}x)`;
+  const n = fmtInt(c.connections);
+  console.log(`idle (${n} connections): RSS ${vs} = ${fmtRatio(trews!.rss / other!.rss)} ${target} ${verdict(trews!.rss / other!.rss, c.goal, { atMost: true })}`);
+  console.log(`idle (${n} connections): heap ${vs} = ${fmtRatio(trews!.heap / other!.heap)} ${target} ${verdict(trews!.heap / other!.heap, c.goal, { atMost: true })}`);
+}
+
+/** One run: the server's memory before and after the client opened its connections, per connection. */
+async function idleCost(c: IdleComparison, kind: string): Promise<IdleCost> {
+  const server = node(['--expose-gc', benchFile(c.server), kind], null);
+  let client: Proc | null = null;
+  try {
+    const { port } = await server.next<{ port: number }>(`${kind} server start`, 30_000);
+    server.send('measure');
+    const before = await server.next<ServerMemory>('measure', 30_000);
+    client = node([benchFile(c.client), '--mode', 'idle', '--port', String(port), '--connections', String(c.connections)], null);
+    const opened = await client.next<{ connections: number; failed: number }>(`${kind}: opening ${c.connections} ${c.what}`, 120_000);
+    if (opened.failed > 0) console.log(`  ! ${kind}: ${opened.failed} connections failed`);
+    // The server may still be finishing the last handshakes: measure until it holds them all.
+    let after: ServerMemory;
+    do {
+      server.send('measure');
+      after = await server.next<ServerMemory>('measure', 30_000);
+    } while (after.connections < opened.connections && (await new Promise((r) => setTimeout(r, 100, true))));
+    return { rss: (after.rss - before.rss) / after.connections, heap: (after.heapUsed + after.external - before.heapUsed - before.external) / after.connections };
+  } finally {
+    await client?.stop();
+    await server.stop();
+  }
 }
 
 function fdLimits(): { soft: number; hard: number } {

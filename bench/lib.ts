@@ -1,7 +1,8 @@
 /**
  * Shared helpers for the benchmark suites: load-generator child processes (bounded in time
- * and always killed), environment knobs, table formatting and target verdicts, and the servers
- * under test (listening and closing them, the hand-written line echo).
+ * and always killed), environment knobs, table formatting and target verdicts, the servers
+ * under test (listening and closing them, the hand-written line echo), and `compareRates`, the
+ * trews-against-one-other-server rate comparison of the websocket and socketio suites.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -303,3 +304,105 @@ export function handSplitEcho(cork: boolean): (socket: net.Socket) => void {
 }
 
 const NL = 0x0a;
+
+// ---- trews against one other server, load by load ----------------------------------------------
+
+/** What a rate-counting load generator prints last (bench/load-websocket.mjs, load-socketio.mjs). */
+export interface RateResult {
+  count: number;
+  seconds: number;
+  rate: number;
+  ok: boolean;
+  cpu: number;
+}
+
+/** A server under test, started fresh for every run. */
+export interface ServerSpec {
+  name: string;
+  start(): Promise<RunningServer>;
+}
+
+/** One load: its extra generator arguments and the trews / other ratio it should reach. */
+export interface RateLoad {
+  name: string;
+  args: string[];
+  goal: number;
+}
+
+export interface RateComparison {
+  /** The load generator, in bench/. */
+  script: string;
+  /** `[trews, other]`: the ratios are the first's rate over the second's. */
+  servers: [ServerSpec, ServerSpec];
+  loads: RateLoad[];
+  /** Generator arguments every load shares, between `--port` and `--warmup`. */
+  args: string[];
+  seconds: number;
+  warmup: number;
+  rounds: number;
+  /** Column widths of the load and server names in the per-run lines. */
+  pad: { load: number; server: number };
+  /** Also compare server CPU per message (steadier than a rate on a busy machine). */
+  cpuPerMessage?: boolean;
+}
+
+/**
+ * Run every load against every server, interleaved over `rounds` (a fresh server per run),
+ * print a line per run, the table of rates, and per load the ratio of the best rates and its
+ * verdict.
+ */
+export async function compareRates(c: RateComparison): Promise<void> {
+  const rates = new Map<string, number[]>();
+  // Server CPU seconds per message, the best round's: on a busy machine a ping-pong rate says
+  // as much about scheduling as about the server; its CPU per message says what it costs.
+  const cpuPerMessage = new Map<string, number>();
+  for (let round = 1; round <= c.rounds; round++) {
+    for (const load of c.loads) {
+      for (const spec of c.servers) {
+        const key = `${load.name}/${spec.name}`;
+        const run = await measureRate(c, load, spec);
+        rates.set(key, [...(rates.get(key) ?? []), run?.rate ?? NaN]);
+        if (run !== null && !(run.cost >= (cpuPerMessage.get(key) ?? Infinity))) cpuPerMessage.set(key, run.cost);
+      }
+    }
+  }
+  const best = (key: string) => {
+    const measured = (rates.get(key) ?? []).filter(Number.isFinite);
+    return measured.length === 0 ? NaN : Math.max(...measured);
+  };
+  console.log();
+  console.log(numberTable(['run', ...roundHeaders(c.rounds), 'best'], [...rates].map(([key, list]) => [key, ...list.map(fmtInt), fmtInt(best(key))])));
+  console.log();
+  const [trews, other] = c.servers.map((s) => s.name);
+  for (const load of c.loads) {
+    const ratio = best(`${load.name}/${trews}`) / best(`${load.name}/${other}`);
+    console.log(`${load.name}: ${trews} / ${other} = ${fmtRatio(ratio)} (target >= ${load.goal}x) ${verdict(ratio, load.goal)}`);
+    if (!c.cpuPerMessage) continue;
+    const cpu = (cpuPerMessage.get(`${load.name}/${trews}`) ?? NaN) / (cpuPerMessage.get(`${load.name}/${other}`) ?? NaN);
+    console.log(`${load.name}: server CPU per message, ${trews} / ${other} = ${fmtRatio(cpu)} (lower is better)`);
+  }
+}
+
+/**
+ * One run of `load` against a fresh `spec` server, printed as one line: its rate and server
+ * CPU seconds per message, or null when the run failed or reported errors (it does not count).
+ */
+async function measureRate(c: RateComparison, load: RateLoad, spec: ServerSpec): Promise<{ rate: number; cost: number } | null> {
+  const server = await spec.start();
+  try {
+    const { result, serverCpu } = await runLoad<RateResult>(
+      benchFile(c.script),
+      ['--port', String(server.port), ...c.args, '--warmup', String(c.warmup), '--seconds', String(c.seconds), ...load.args],
+      (c.warmup + c.seconds) * 1000 + 15_000,
+    );
+    console.log(
+      `  ${load.name.padEnd(c.pad.load)} ${spec.name.padEnd(c.pad.server)} ${fmtInt(result.rate).padStart(10)} msg/s  server cpu ${Math.round(serverCpu * 100)}%  load cpu ${Math.round(result.cpu * 100)}%${result.ok ? '' : '  (errors)'}`,
+    );
+    return result.ok ? { rate: result.rate, cost: (serverCpu * result.seconds) / result.count } : null;
+  } catch (err) {
+    console.log(`  ! ${load.name} ${spec.name}: ${(err as Error).message}`);
+    return null;
+  } finally {
+    await server.close();
+  }
+}
