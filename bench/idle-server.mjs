@@ -13,12 +13,11 @@
 // any real server must. Prints {"port"} once listening; each stdin line "measure" prints
 // {"connections","rss","heapTotal","heapUsed","external","arrayBuffers"} after full GCs.
 import net from 'node:net';
-import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
+import { reportMemory } from './idle-report.mjs';
 
 const [kind, modulePath] = process.argv.slice(2);
-const gc = globalThis.gc;
-if (gc === undefined) throw new Error('idle-server: run with --expose-gc');
+if (globalThis.gc === undefined) throw new Error('idle-server: run with --expose-gc');
 
 let port;
 let connections;
@@ -68,21 +67,4 @@ if (kind === 'trews') {
   throw new Error(`idle-server: unknown kind ${kind} (trews or net)`);
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-process.stdout.write(JSON.stringify({ port }) + '\n');
-createInterface({ input: process.stdin })
-  .on('line', (line) => {
-    if (line.trim() !== 'measure') return;
-    void (async () => {
-      for (let i = 0; i < 3; i++) {
-        gc();
-        await sleep(30);
-      }
-      const m = process.memoryUsage();
-      process.stdout.write(
-        JSON.stringify({ connections: connections(), rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }) + '\n',
-      );
-    })();
-  })
-  .on('close', () => process.exit(0));
+reportMemory(port, connections, ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers']);

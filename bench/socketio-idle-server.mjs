@@ -8,11 +8,10 @@
 // {"port"} once listening; each stdin line "measure" prints
 // {"connections","rss","heapUsed","external"} after full GCs.
 import { createServer } from 'node:http';
-import { createInterface } from 'node:readline';
+import { reportMemory } from './idle-report.mjs';
 
 const [kind] = process.argv.slice(2);
-const gc = globalThis.gc;
-if (gc === undefined) throw new Error('socketio-idle-server: run with --expose-gc');
+if (globalThis.gc === undefined) throw new Error('socketio-idle-server: run with --expose-gc');
 
 let port;
 let connections;
@@ -41,18 +40,4 @@ if (kind === 'trews') {
   throw new Error(`socketio-idle-server: unknown kind ${kind} (trews or socket.io)`);
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-process.stdout.write(JSON.stringify({ port }) + '\n');
-createInterface({ input: process.stdin })
-  .on('line', (line) => {
-    if (line.trim() !== 'measure') return;
-    void (async () => {
-      for (let i = 0; i < 3; i++) {
-        gc();
-        await sleep(30);
-      }
-      const m = process.memoryUsage();
-      process.stdout.write(JSON.stringify({ connections: connections(), rss: m.rss, heapUsed: m.heapUsed, external: m.external }) + '\n');
-    })();
-  })
-  .on('close', () => process.exit(0));
+reportMemory(port, connections, ['rss', 'heapUsed', 'external']);

@@ -7,12 +7,11 @@
 // package (dist/websocket/index.js), `ws` a plain ws WebSocketServer (its defaults: client
 // tracking on, permessage-deflate off). Prints {"port"} once listening; each stdin line
 // "measure" prints {"connections","rss","heapUsed","external"} after full GCs.
-import { createInterface } from 'node:readline';
 import { WebSocketServer as WsServer } from 'ws';
+import { reportMemory } from './idle-report.mjs';
 
 const [kind] = process.argv.slice(2);
-const gc = globalThis.gc;
-if (gc === undefined) throw new Error('websocket-idle-server: run with --expose-gc');
+if (globalThis.gc === undefined) throw new Error('websocket-idle-server: run with --expose-gc');
 
 let port;
 let connections;
@@ -40,18 +39,4 @@ if (kind === 'trews') {
   throw new Error(`websocket-idle-server: unknown kind ${kind} (trews or ws)`);
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-process.stdout.write(JSON.stringify({ port }) + '\n');
-createInterface({ input: process.stdin })
-  .on('line', (line) => {
-    if (line.trim() !== 'measure') return;
-    void (async () => {
-      for (let i = 0; i < 3; i++) {
-        gc();
-        await sleep(30);
-      }
-      const m = process.memoryUsage();
-      process.stdout.write(JSON.stringify({ connections: connections(), rss: m.rss, heapUsed: m.heapUsed, external: m.external }) + '\n');
-    })();
-  })
-  .on('close', () => process.exit(0));
+reportMemory(port, connections, ['rss', 'heapUsed', 'external']);
