@@ -1,5 +1,6 @@
 // Pieces shared by the plain-JavaScript load generators (bench/load-*.mjs). Plain JavaScript
 // like them, so importing it adds no loader and costs the same for every server they drive.
+import { createInterface } from 'node:readline';
 
 /**
  * Parse `--key value` pairs over `defaults` (which also says which keys exist). Keys listed in
@@ -107,4 +108,62 @@ export function closeAll(sockets, timeoutMs) {
       s.end();
     }
   });
+}
+
+/**
+ * The measured window of a load generator: let the load run `opts.warmup` s unmeasured, then
+ * print {"event":"start"} (the parent starts its server-CPU clock on that line) and run
+ * `opts.seconds` s more. `hooks.start()` and `hooks.stop()` run at the window's edges (to start
+ * and stop counting); with `hooks.total()`, the generator's running count, `count` is what it
+ * counted inside the window. Returns { count, seconds, cpu } (`cpu` a process.cpuUsage() difference).
+ */
+export async function measuredWindow(opts, hooks = {}) {
+  await sleep(opts.warmup * 1000);
+  const startTotal = hooks.total?.() ?? 0;
+  const startCpu = process.cpuUsage();
+  const t0 = performance.now();
+  hooks.start?.();
+  process.stdout.write('{"event":"start"}\n');
+  await sleep(opts.seconds * 1000);
+  hooks.stop?.();
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(startCpu);
+  return { count: (hooks.total?.() ?? 0) - startTotal, seconds, cpu };
+}
+
+/** Print one JSON line on stdout (what the parent reads). */
+export function printJson(value) {
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+/** The result line of a rate-counting generator, from its `measuredWindow`: {"count","seconds","rate","ok","cpu"}. */
+export function printRate(measured, ok) {
+  const { count, seconds } = measured;
+  printJson({ count, seconds, rate: count / seconds, ok, cpu: cpuFraction(measured.cpu, seconds) });
+}
+
+/**
+ * The idle mode of a load generator: open `connections` connections with `openOne()` (which
+ * resolves with a socket, or rejects), 256 connecting at a time, print
+ * {"event":"open","connections","failed"}, hold them until stdin closes, then reset them all
+ * (RST: no TIME_WAIT left behind to use up loopback ports for the next run).
+ */
+export async function holdIdle(connections, openOne) {
+  const sockets = [];
+  let failed = 0;
+  let next = 0;
+  const worker = async () => {
+    while (next < connections) {
+      next++;
+      try {
+        sockets.push(await openOne());
+      } catch {
+        failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(256, connections) }, worker));
+  printJson({ event: 'open', connections: sockets.length, failed });
+  await new Promise((resolve) => createInterface({ input: process.stdin }).on('close', resolve));
+  for (const socket of sockets) socket.resetAndDestroy();
 }

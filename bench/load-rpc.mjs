@@ -13,8 +13,7 @@
 // not parsed. After `warmup` s it prints {"event":"start"}, counts for `seconds`, then prints
 //   { replies, seconds, rate, connections, inflight, cpu, ok, errors }
 import net from 'node:net';
-import { performance } from 'node:perf_hooks';
-import { closeAll, cpuFraction, parseArgs, runMain, sleep, turnBatcher, whenReady } from './load-common.mjs';
+import { closeAll, cpuFraction, measuredWindow, parseArgs, printJson, runMain, turnBatcher, whenReady } from './load-common.mjs';
 
 const opts = parseArgs('load-rpc', process.argv.slice(2), { host: '127.0.0.1', port: 0, connections: 10, inflight: 32, payload: 32, warmup: 1, seconds: 5 });
 
@@ -93,15 +92,7 @@ async function main() {
   const all = Buffer.concat(requests.slice(1));
   for (const s of sockets) s.write(all);
 
-  await sleep(opts.warmup * 1000);
-  const start = total;
-  const startCpu = process.cpuUsage();
-  const t0 = performance.now();
-  process.stdout.write('{"event":"start"}\n');
-  await sleep(opts.seconds * 1000);
-  const replies = total - start;
-  const elapsed = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(startCpu);
+  const { count: replies, seconds: elapsed, cpu } = await measuredWindow(opts, { total: () => total });
   sending = false;
   await closeAll(sockets, 2000);
   const result = {
@@ -114,7 +105,7 @@ async function main() {
     ok: replies > 0 && mismatches === 0 && errors.length === 0,
     errors,
   };
-  process.stdout.write(JSON.stringify(result) + '\n');
+  printJson(result);
 }
 
 runMain('load-rpc', main);

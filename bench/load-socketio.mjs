@@ -15,8 +15,7 @@
 // {"event":"open","connections","failed"}, and holds them until stdin closes.
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
-import { cpuFraction, parseArgs, runMain, sleep } from './load-common.mjs';
+import { holdIdle, measuredWindow, parseArgs, printRate, runMain, turnBatcher } from './load-common.mjs';
 
 const opts = parseArgs('load-socketio', process.argv.slice(2), { host: '127.0.0.1', port: 0, mode: 'echo', connections: 10, depth: 64, size: 64, warmup: 1, seconds: 5 }, ['host', 'mode']);
 
@@ -108,20 +107,15 @@ async function traffic() {
   let count = 0;
   let ok = true;
   const links = await Promise.all(Array.from({ length: opts.connections }, open));
-  const pending = new Set();
-  let scheduled = false;
-  const flush = () => {
-    scheduled = false;
-    for (const link of pending) {
-      const frames = [];
-      for (let i = 0; i < link.owed; i++) frames.push(request());
-      if (link.pong) frames.push(textFrame('3'));
-      link.owed = 0;
-      link.pong = false;
-      link.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
-    }
-    pending.clear();
-  };
+  // links with new requests (link.owed, one per reply) or a pong due, one write per link per turn
+  const batch = turnBatcher((link) => {
+    const frames = [];
+    for (let i = 0; i < link.owed; i++) frames.push(request());
+    if (link.pong) frames.push(textFrame('3'));
+    link.owed = 0;
+    link.pong = false;
+    link.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+  });
   for (const link of links) {
     link.owed = 0;
     link.pong = false;
@@ -132,54 +126,27 @@ async function traffic() {
         link.owed++;
       } else if (t === '2') link.pong = true;
       else return;
-      pending.add(link);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
+      batch.owed.set(link, true);
+      batch.schedule();
     };
     link.socket.on('data', (chunk) => {
       link.tail = readFrames(link.tail.length === 0 ? chunk : Buffer.concat([link.tail, chunk]), onText);
     });
     link.socket.write(Buffer.concat(Array.from({ length: opts.depth }, request)));
   }
-  await sleep(opts.warmup * 1000);
-  const start = count;
-  const cpu = process.cpuUsage();
-  const t0 = performance.now();
-  process.stdout.write('{"event":"start"}\n');
-  await sleep(opts.seconds * 1000);
-  const seconds = (performance.now() - t0) / 1000;
-  const measured = count - start;
-  const used = cpuFraction(process.cpuUsage(cpu), seconds);
+  const measured = await measuredWindow(opts, { total: () => count });
   for (const link of links) link.socket.destroy();
-  process.stdout.write(JSON.stringify({ count: measured, seconds, rate: measured / seconds, ok, cpu: used }) + '\n');
+  printRate(measured, ok);
 }
 
-async function idle() {
-  const links = [];
-  let failed = 0;
-  let next = 0;
-  const worker = async () => {
-    while (next < opts.connections) {
-      next++;
-      try {
-        const link = await open();
-        link.socket.on('error', () => {});
-        // Keep the sessions alive: answer pings.
-        link.socket.on('data', (chunk) => {
-          link.tail = readFrames(link.tail.length === 0 ? chunk : Buffer.concat([link.tail, chunk]), (t) => t === '2' && link.socket.write(textFrame('3')));
-        });
-        links.push(link);
-      } catch {
-        failed++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(256, opts.connections) }, worker));
-  process.stdout.write(JSON.stringify({ event: 'open', connections: links.length, failed }) + '\n');
-  await new Promise((resolve) => createInterface({ input: process.stdin }).on('close', resolve));
-  for (const link of links) link.socket.resetAndDestroy();
+/** Open a session that stays alive (pings answered); resolves with its socket. */
+async function openKeptAlive() {
+  const link = await open();
+  link.socket.on('error', () => {});
+  link.socket.on('data', (chunk) => {
+    link.tail = readFrames(link.tail.length === 0 ? chunk : Buffer.concat([link.tail, chunk]), (t) => t === '2' && link.socket.write(textFrame('3')));
+  });
+  return link.socket;
 }
 
-runMain('load-socketio', opts.mode === 'idle' ? idle : traffic);
+runMain('load-socketio', opts.mode === 'idle' ? () => holdIdle(opts.connections, openKeptAlive) : traffic);

@@ -14,8 +14,7 @@
 // each, prints {"event":"open","connections","failed"}, and holds them until stdin closes.
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
-import { cpuFraction, parseArgs, runMain, sleep } from './load-common.mjs';
+import { holdIdle, measuredWindow, parseArgs, printRate, runMain, turnBatcher } from './load-common.mjs';
 
 const opts = parseArgs('load-websocket', process.argv.slice(2), { host: '127.0.0.1', port: 0, mode: 'pipelined', connections: 10, depth: 64, size: 64, warmup: 1, seconds: 5 }, ['host', 'mode']);
 
@@ -74,20 +73,10 @@ async function traffic() {
   let count = 0;
   let ok = true;
   const links = await Promise.all(Array.from({ length: opts.connections }, open));
-  const pending = new Set();
-  let scheduled = false;
-  const flush = () => {
-    scheduled = false;
-    for (const link of pending) {
-      const n = link.owed;
-      link.owed = 0;
-      link.socket.write(n === 1 ? frame : Buffer.concat(Array(n).fill(frame)));
-    }
-    pending.clear();
-  };
+  // link -> how many new messages it is owed (one per reply), one write per link per turn
+  const batch = turnBatcher((link, n) => link.socket.write(n === 1 ? frame : Buffer.concat(Array(n).fill(frame))));
   for (const link of links) {
     link.carry = link.rest.length;
-    link.owed = 0;
     link.socket.on('error', () => (ok = false));
     link.socket.on('data', (chunk) => {
       const bytes = link.carry + chunk.length;
@@ -95,63 +84,38 @@ async function traffic() {
       link.carry = bytes - replies * reply;
       if (replies === 0) return;
       count += replies;
-      link.owed += replies;
-      pending.add(link);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
+      batch.owed.set(link, (batch.owed.get(link) ?? 0) + replies);
+      batch.schedule();
     });
     link.socket.write(Buffer.concat(Array(depth).fill(frame)));
   }
-  await sleep(opts.warmup * 1000);
-  const start = count;
-  const cpu = process.cpuUsage();
-  const t0 = performance.now();
-  process.stdout.write('{"event":"start"}\n');
-  await sleep(opts.seconds * 1000);
-  const seconds = (performance.now() - t0) / 1000;
-  const measured = count - start;
-  const used = cpuFraction(process.cpuUsage(cpu), seconds);
+  const measured = await measuredWindow(opts, { total: () => count });
   for (const link of links) link.socket.destroy();
-  process.stdout.write(JSON.stringify({ count: measured, seconds, rate: measured / seconds, ok, cpu: used }) + '\n');
+  printRate(measured, ok);
 }
 
-async function idle() {
-  const frame = maskedFrame(5);
-  const reply = replySize(5);
-  const links = [];
-  let failed = 0;
-  let next = 0;
-  const worker = async () => {
-    while (next < opts.connections) {
-      next++;
-      try {
-        const link = await open();
-        await new Promise((resolve, reject) => {
-          let got = link.rest.length;
-          if (got >= reply) return resolve();
-          link.socket.on('data', function onData(chunk) {
-            got += chunk.length;
-            if (got >= reply) {
-              link.socket.off('data', onData);
-              resolve();
-            }
-          });
-          link.socket.once('error', reject);
-          link.socket.write(frame);
-        });
-        link.socket.on('error', () => {});
-        links.push(link);
-      } catch {
-        failed++;
+// The one message each idle connection has echoed, so that the server has really served it.
+const IDLE_FRAME = maskedFrame(5);
+const IDLE_REPLY = replySize(5);
+
+/** Open a WebSocket and have one message echoed on it; resolves with the socket. */
+async function openServed() {
+  const link = await open();
+  await new Promise((resolve, reject) => {
+    let got = link.rest.length;
+    if (got >= IDLE_REPLY) return resolve();
+    link.socket.on('data', function onData(chunk) {
+      got += chunk.length;
+      if (got >= IDLE_REPLY) {
+        link.socket.off('data', onData);
+        resolve();
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(256, opts.connections) }, worker));
-  process.stdout.write(JSON.stringify({ event: 'open', connections: links.length, failed }) + '\n');
-  await new Promise((resolve) => createInterface({ input: process.stdin }).on('close', resolve));
-  for (const link of links) link.socket.resetAndDestroy();
+    });
+    link.socket.once('error', reject);
+    link.socket.write(IDLE_FRAME);
+  });
+  link.socket.on('error', () => {});
+  return link.socket;
 }
 
-runMain('load-websocket', opts.mode === 'idle' ? idle : traffic);
+runMain('load-websocket', opts.mode === 'idle' ? () => holdIdle(opts.connections, openServed) : traffic);
