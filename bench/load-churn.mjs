@@ -13,7 +13,7 @@
 // those for new loopback connections (net.ipv4.tcp_tw_reuse = 2, the default).
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { cpuFraction, parseArgs, runMain, sleep } from './load-common.mjs';
+import { cpuFraction, measuredWindow, parseArgs, runMain, sleep } from './load-common.mjs';
 
 const opts = parseArgs('load-churn', process.argv.slice(2), { host: '127.0.0.1', port: 0, concurrency: 50, warmup: 1, seconds: 5 });
 let running = true;
@@ -59,15 +59,7 @@ async function worker() {
 
 async function main() {
   const workers = Array.from({ length: opts.concurrency }, worker);
-  await sleep(opts.warmup * 1000);
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  measuring = true;
-  process.stdout.write('{"event":"start"}\n');
-  await sleep(opts.seconds * 1000);
-  measuring = false;
-  const elapsed = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
+  const { seconds: elapsed, cpu } = await measuredWindow(opts, { start: () => (measuring = true), stop: () => (measuring = false) });
   running = false;
   await Promise.race([Promise.all(workers), sleep(3000)]);
   process.stdout.write(

@@ -12,7 +12,7 @@
 // (ok: every connection received exactly what it sent, in whole messages.)
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { cpuFraction, parseArgs, runMain, sleep } from './load-common.mjs';
+import { cpuFraction, measuredWindow, parseArgs, runMain } from './load-common.mjs';
 
 const opts = parseArgs('load-latency', process.argv.slice(2), { host: '127.0.0.1', port: 0, size: 1024, connections: 10, warmup: 1, seconds: 3 });
 if (!(opts.size > 0)) throw new Error('load-latency: --port and --size are required');
@@ -69,16 +69,11 @@ function percentile(sorted, p) {
 
 async function main() {
   for (let i = 0; i < opts.connections; i++) sockets.push(await open());
-  await sleep(opts.warmup * 1000);
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  measuring = true;
-  process.stdout.write('{"event":"start"}\n');
-  await sleep(opts.seconds * 1000);
-  measuring = false;
-  running = false;
-  const elapsed = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
+  const stop = () => {
+    measuring = false;
+    running = false;
+  };
+  const { seconds: elapsed, cpu } = await measuredWindow(opts, { start: () => (measuring = true), stop });
   const sorted = samples.slice(0, count).sort();
   let sum = 0;
   for (let i = 0; i < count; i++) sum += sorted[i];

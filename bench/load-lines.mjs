@@ -18,8 +18,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
-import { closeAll, cpuFraction, parseArgs, runMain, sleep, turnBatcher, whenReady } from './load-common.mjs';
+import { closeAll, cpuFraction, measuredWindow, parseArgs, runMain, turnBatcher, whenReady } from './load-common.mjs';
 
 const opts = parseArgs(
   'load-lines',
@@ -105,18 +104,10 @@ async function main() {
   for (let i = 0; i < opts.connections; i++) sockets.push(await open());
   for (const s of sockets) sendLines(s, opts.inflight);
 
-  await sleep(opts.warmup * 1000);
-  const startLines = total;
-  const startBytes = bytesIn;
-  const startCpu = process.cpuUsage();
-  const t0 = performance.now();
-  process.stdout.write('{"event":"start"}\n');
-
-  await sleep(opts.seconds * 1000);
-  const lines = total - startLines;
-  const elapsed = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(startCpu);
-  const measuredBytes = bytesIn - startBytes;
+  let startBytes = 0;
+  let measuredBytes = 0;
+  const countBytes = { start: () => (startBytes = bytesIn), stop: () => (measuredBytes = bytesIn - startBytes) };
+  const { count: lines, seconds: elapsed, cpu } = await measuredWindow(opts, { total: () => total, ...countBytes });
   sending = false;
   const session = opts.tls ? { protocol: sockets[0]?.getProtocol() ?? null, cipher: sockets[0]?.getCipher()?.name ?? null } : {};
 
