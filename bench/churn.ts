@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import type { Connection as ConnectionType } from '../src/index.js';
-import { benchFile, bestRate, envNumber, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, machineLine, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
+import { benchFile, bestRate, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, machineLine, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 import { importTrews } from './trews-build.js';
 
 const { trews, what: trewsWhat } = await importTrews();
@@ -66,9 +66,7 @@ interface Sample {
 export const description = 'churn: connections per second (connect, one line echoed, close), 50 at a time; trews vs node:net';
 
 export async function run(): Promise<void> {
-  const seconds = envNumber('BENCH_SECONDS', 4);
-  const warmup = envNumber('BENCH_WARMUP', 1);
-  const rounds = Math.round(envNumber('BENCH_ROUNDS', 2));
+  const { seconds, warmup, rounds } = envTiming({ seconds: 4, rounds: 2 });
   const concurrency = Math.round(envNumber('BENCH_CONCURRENCY', 50));
   console.log(
     `churn: connect + "ping\\n" echoed + close, ${concurrency} at a time, ${warmup} s warm-up + ${seconds} s measured, ` +

@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import { Connection, Server } from '../src/index.js';
-import { benchFile, envList, envNumber, fmtInt, fmtPct, fmtRatio, listenNet, listenTrews, machineLine, runLoad, table, track, verdict, type RunningServer } from './lib.js';
+import { benchFile, envList, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, listenNet, listenTrews, machineLine, runLoad, table, track, verdict, type RunningServer } from './lib.js';
 
 interface LatencyResult {
   count: number;
@@ -82,9 +82,7 @@ function kib(bytes: number): string {
 }
 
 export async function run(): Promise<void> {
-  const seconds = envNumber('BENCH_SECONDS', 3);
-  const warmup = envNumber('BENCH_WARMUP', 1);
-  const rounds = Math.round(envNumber('BENCH_ROUNDS', 2));
+  const { seconds, warmup, rounds } = envTiming({ seconds: 3, rounds: 2 });
   const connections = Math.round(envNumber('BENCH_CONNECTIONS', 10));
   const sizes = (envList('BENCH_SIZES') ?? ['1024', '102400']).map((s) => {
     const n = Number(s);

@@ -25,6 +25,18 @@ export function envNumber(name: string, fallback: number): number {
   return value;
 }
 
+/**
+ * The timing knobs the load-driven suites share: BENCH_SECONDS (measured), BENCH_WARMUP
+ * (1 s) and BENCH_ROUNDS, with the suite's own defaults for seconds and rounds.
+ */
+export function envTiming(defaults: { seconds: number; rounds: number }): { seconds: number; warmup: number; rounds: number } {
+  return {
+    seconds: envNumber('BENCH_SECONDS', defaults.seconds),
+    warmup: envNumber('BENCH_WARMUP', 1),
+    rounds: Math.round(envNumber('BENCH_ROUNDS', defaults.rounds)),
+  };
+}
+
 /** A comma-separated list from the environment, or null. */
 export function envList(name: string): string[] | null {
   const raw = process.env[name];

@@ -11,7 +11,7 @@
 import net from 'node:net';
 import split2 from 'split2';
 import { Server, Connection } from '../src/index.js';
-import { benchFile, bestRate, envList, envNumber, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, machineLine, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
+import { benchFile, bestRate, envList, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, machineLine, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 
 interface LoadResult {
   lines: number;
@@ -88,9 +88,7 @@ interface Sample {
 export const description = 'line echo: 64-byte lines, 10 connections x 64 in flight; trews vs node:net (plain, corked) vs split2';
 
 export async function run(): Promise<void> {
-  const seconds = envNumber('BENCH_SECONDS', 5);
-  const warmup = envNumber('BENCH_WARMUP', 1);
-  const rounds = Math.round(envNumber('BENCH_ROUNDS', 2));
+  const { seconds, warmup, rounds } = envTiming({ seconds: 5, rounds: 2 });
   const connections = Math.round(envNumber('BENCH_CONNECTIONS', 10));
   const inflight = Math.round(envNumber('BENCH_INFLIGHT', 64));
   const lineBytes = Math.round(envNumber('BENCH_LINE', 64));

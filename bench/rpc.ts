@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import { MessageConnection, Server } from '../src/index.js';
-import { benchFile, bestRate, envList, envNumber, fmtInt, fmtPct, fmtRatio, listenNet, listenTrews, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
+import { benchFile, bestRate, envList, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, listenNet, listenTrews, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 
 interface LoadResult {
   replies: number;
@@ -83,9 +83,7 @@ const SERVERS = [
 export const description = 'request/reply: 10 connections x 32 in flight, small JSON; trews messages vs hand-written node:net';
 
 export async function run(): Promise<void> {
-  const seconds = envNumber('BENCH_SECONDS', 5);
-  const warmup = envNumber('BENCH_WARMUP', 1);
-  const rounds = Math.round(envNumber('BENCH_ROUNDS', 3));
+  const { seconds, warmup, rounds } = envTiming({ seconds: 5, rounds: 3 });
   const connections = Math.round(envNumber('BENCH_CONNECTIONS', 10));
   const inflight = Math.round(envNumber('BENCH_INFLIGHT', 32));
   const payload = Math.round(envNumber('BENCH_PAYLOAD', 32));

@@ -16,7 +16,7 @@
 import { createServer } from 'node:http';
 import { Server as OfficialServer } from 'socket.io';
 import { SocketConnection, SocketIOServer } from '../src/socket.io/index.js';
-import { compareRates, envNumber, machineLine, type RateLoad, type RunningServer, type ServerSpec } from './lib.js';
+import { compareRates, envNumber, envTiming, machineLine, type RateLoad, type RunningServer, type ServerSpec } from './lib.js';
 import { compareIdleMemory } from './idle.js';
 
 export const description = 'socketio: pipelined echo events (10 x 64 in flight, 64 B), acks (10 x 64), idle memory (5,000); trews vs socket.io';
@@ -61,9 +61,7 @@ const LOADS: RateLoad[] = [
 ];
 
 export async function run(): Promise<void> {
-  const seconds = envNumber('BENCH_SECONDS', 3);
-  const warmup = envNumber('BENCH_WARMUP', 1);
-  const rounds = Math.round(envNumber('BENCH_ROUNDS', 2));
+  const { seconds, warmup, rounds } = envTiming({ seconds: 3, rounds: 2 });
   const idleConnections = Math.round(envNumber('BENCH_SIO_IDLE', 5000));
   console.log(`socketio: trews SocketIOServer vs socket.io Server (WebSocket transport), ${warmup} s warm-up + ${seconds} s measured, ${rounds} round(s), node ${process.version}`);
   console.log(machineLine());

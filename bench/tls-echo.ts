@@ -17,7 +17,7 @@
 import tls from 'node:tls';
 import { Server, Connection } from '../src/index.js';
 import { hasOpenSSL, makeDevCertificate, type DevCertificate } from '../examples/shared/dev-cert.js';
-import { benchFile, bestRate, envNumber, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
+import { benchFile, bestRate, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 
 interface LoadResult {
   lines: number;
@@ -90,9 +90,7 @@ export async function run(): Promise<void> {
     console.log('tls-echo: skipped: the openssl command is needed to make a throwaway certificate, and it was not found');
     return;
   }
-  const seconds = envNumber('BENCH_SECONDS', 4);
-  const warmup = envNumber('BENCH_WARMUP', 1);
-  const rounds = Math.round(envNumber('BENCH_ROUNDS', 3));
+  const { seconds, warmup, rounds } = envTiming({ seconds: 4, rounds: 3 });
   const connections = Math.round(envNumber('BENCH_CONNECTIONS', 10));
   const inflight = Math.round(envNumber('BENCH_INFLIGHT', 64));
   const lineBytes = Math.round(envNumber('BENCH_LINE', 64));

@@ -14,7 +14,7 @@
  */
 import dgram from 'node:dgram';
 import { Datagram } from '../src/index.js';
-import { benchFile, envNumber, fmtInt, fmtPct, fmtRatio, numberTable, roundHeaders, runLoad, sleep, verdict } from './lib.js';
+import { benchFile, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, numberTable, roundHeaders, runLoad, sleep, verdict } from './lib.js';
 
 interface SendResult {
   sent: number;
@@ -70,9 +70,7 @@ interface Sample {
 export const description = 'UDP receive: 64-byte datagrams from a separate sender; trews Datagram vs raw node:dgram';
 
 export async function run(): Promise<void> {
-  const seconds = envNumber('BENCH_SECONDS', 3);
-  const warmup = envNumber('BENCH_WARMUP', 1);
-  const rounds = Math.round(envNumber('BENCH_ROUNDS', 3));
+  const { seconds, warmup, rounds } = envTiming({ seconds: 3, rounds: 3 });
   const size = Math.round(envNumber('BENCH_DATAGRAM', 64));
   console.log(`udp: ${size}-byte datagrams to 127.0.0.1, ${warmup} s warm-up + ${seconds} s measured, ${rounds} round(s), node ${process.version}`);
   for (const r of RECEIVERS) console.log(`  ${r.name.padEnd(6)} ${r.what}`);

@@ -15,7 +15,7 @@
  */
 import { WebSocketServer as WsServer, type WebSocket } from 'ws';
 import { WebSocketConnection, WebSocketServer } from '../src/websocket/index.js';
-import { closeWithin, compareRates, envNumber, listenTrews, machineLine, type RateLoad, type RunningServer, type ServerSpec } from './lib.js';
+import { closeWithin, compareRates, envNumber, envTiming, listenTrews, machineLine, type RateLoad, type RunningServer, type ServerSpec } from './lib.js';
 import { compareIdleMemory } from './idle.js';
 
 export const description = 'websocket: pipelined 64 B echo (10 x 64 in flight), 1 KiB ping-pong, idle memory (5,000); trews vs ws';
@@ -63,9 +63,7 @@ const LOADS: RateLoad[] = [
 ];
 
 export async function run(): Promise<void> {
-  const seconds = envNumber('BENCH_SECONDS', 3);
-  const warmup = envNumber('BENCH_WARMUP', 1);
-  const rounds = Math.round(envNumber('BENCH_ROUNDS', 2));
+  const { seconds, warmup, rounds } = envTiming({ seconds: 3, rounds: 2 });
   const idleConnections = Math.round(envNumber('BENCH_WS_IDLE', 5000));
   console.log(`websocket: trews WebSocketServer vs ws WebSocketServer (echo), ${warmup} s warm-up + ${seconds} s measured, ${rounds} round(s), node ${process.version}`);
   console.log(machineLine());
