@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import type { Connection as ConnectionType } from '../src/index.js';
-import { benchFile, bestRate, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, machineLine, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
+import { benchFile, bestRate, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, machineLine, numberTable, onFreshServer, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 import { importTrews } from './trews-build.js';
 
 const { trews, what: trewsWhat } = await importTrews();
@@ -81,21 +81,12 @@ export async function run(): Promise<void> {
   const args = ['--concurrency', concurrency, '--warmup', warmup, '--seconds', seconds].map(String);
   for (let round = 1; round <= rounds; round++) {
     for (const spec of SERVERS) {
-      const server = await spec.start();
-      let sample: Sample = { rate: NaN, meanMs: NaN, serverCpu: NaN, loadCpu: NaN, errors: 0 };
-      try {
-        const { result, serverCpu } = await runLoad<ChurnResult>(
-          benchFile('load-churn.mjs'),
-          ['--port', String(server.port), ...args],
-          (warmup + seconds) * 1000 + 15_000,
-        );
+      const measured = await onFreshServer(spec.start, spec.name, async (port): Promise<Sample> => {
+        const { result, serverCpu } = await runLoad<ChurnResult>(benchFile('load-churn.mjs'), ['--port', String(port), ...args], (warmup + seconds) * 1000 + 15_000);
         if (result.errors > 0) console.log(`  ! ${spec.name}: ${result.errors} failed connections (${result.errorSamples.join('; ')})`);
-        sample = { rate: result.rate, meanMs: result.meanMs, serverCpu, loadCpu: result.cpu, errors: result.errors };
-      } catch (err) {
-        console.log(`  ! ${spec.name}: ${(err as Error).message}`);
-      } finally {
-        await server.close();
-      }
+        return { rate: result.rate, meanMs: result.meanMs, serverCpu, loadCpu: result.cpu, errors: result.errors };
+      });
+      const sample = measured ?? { rate: NaN, meanMs: NaN, serverCpu: NaN, loadCpu: NaN, errors: 0 };
       samples.get(spec.name)!.push(sample);
       console.log(
         `  round ${round}  ${spec.name.padEnd(6)} ${fmtInt(sample.rate).padStart(7)} conn/s   ${sample.meanMs.toFixed(2)} ms each` +

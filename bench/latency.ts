@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import { Connection, Server } from '../src/index.js';
-import { benchFile, envList, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, listenNet, listenTrews, machineLine, runLoad, table, track, verdict, type RunningServer } from './lib.js';
+import { benchFile, envList, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, listenNet, listenTrews, machineLine, onFreshServer, runLoad, table, track, verdict, type RunningServer } from './lib.js';
 
 interface LatencyResult {
   count: number;
@@ -102,23 +102,13 @@ export async function run(): Promise<void> {
   for (let round = 1; round <= rounds; round++) {
     for (const size of sizes) {
       for (const spec of SERVERS) {
-        const server = await spec.start(size)();
-        let result: LatencyResult = NONE;
-        let serverCpu = NaN;
-        try {
-          const run = await runLoad<LatencyResult>(
-            benchFile('load-latency.mjs'),
-            ['--port', String(server.port), '--size', String(size), '--connections', String(connections), '--warmup', String(warmup), '--seconds', String(seconds)],
-            (warmup + seconds) * 1000 + 15_000,
-          );
-          result = run.result;
-          serverCpu = run.serverCpu;
-          if (!result.ok) console.log(`  ! ${spec.name} ${kib(size)}: the echo was not exact`);
-        } catch (err) {
-          console.log(`  ! ${spec.name} ${kib(size)}: ${(err as Error).message}`);
-        } finally {
-          await server.close();
-        }
+        const run = await onFreshServer(spec.start(size), `${spec.name} ${kib(size)}`, async (port) => {
+          const args = ['--port', String(port), '--size', String(size), '--connections', String(connections), '--warmup', String(warmup), '--seconds', String(seconds)];
+          const measured = await runLoad<LatencyResult>(benchFile('load-latency.mjs'), args, (warmup + seconds) * 1000 + 15_000);
+          if (!measured.result.ok) console.log(`  ! ${spec.name} ${kib(size)}: the echo was not exact`);
+          return measured;
+        });
+        const { result, serverCpu } = run ?? { result: NONE, serverCpu: NaN };
         console.log(
           `  round ${round}  ${kib(size).padStart(7)}  ${spec.name.padEnd(6)} ${fmtInt(result.rate).padStart(7)} msg/s` +
             `   p50 ${fmtInt(result.p50).padStart(5)} us   p99 ${fmtInt(result.p99).padStart(6)} us   server cpu ${fmtPct(serverCpu).padStart(4)}`,

@@ -244,6 +244,23 @@ export async function listenTrews(server: TrewsServer, options?: { backlog?: num
 }
 
 /**
+ * Start a fresh server, run `measure` against its port, and close the server whatever
+ * happened. When `measure` throws, print `  ! <label>: <message>` and return null: one failed
+ * run is reported, not fatal.
+ */
+export async function onFreshServer<T>(start: () => Promise<RunningServer>, label: string, measure: (port: number) => Promise<T>): Promise<T | null> {
+  const server = await start();
+  try {
+    return await measure(server.port);
+  } catch (err) {
+    console.log(`  ! ${label}: ${(err as Error).message}`);
+    return null;
+  } finally {
+    await server.close();
+  }
+}
+
+/**
  * Set up a socket a hand-written server accepted: kept in `sockets` until it closes,
  * destroyed on error (a reset at teardown is not the benchmark's concern), and TCP_NODELAY,
  * as trews sets by default.
@@ -400,21 +417,15 @@ export async function compareRates(c: RateComparison): Promise<void> {
  * CPU seconds per message, or null when the run failed or reported errors (it does not count).
  */
 async function measureRate(c: RateComparison, load: RateLoad, spec: ServerSpec): Promise<{ rate: number; cost: number } | null> {
-  const server = await spec.start();
-  try {
+  return onFreshServer(spec.start, `${load.name} ${spec.name}`, async (port) => {
     const { result, serverCpu } = await runLoad<RateResult>(
       benchFile(c.script),
-      ['--port', String(server.port), ...c.args, '--warmup', String(c.warmup), '--seconds', String(c.seconds), ...load.args],
+      ['--port', String(port), ...c.args, '--warmup', String(c.warmup), '--seconds', String(c.seconds), ...load.args],
       (c.warmup + c.seconds) * 1000 + 15_000,
     );
     console.log(
       `  ${load.name.padEnd(c.pad.load)} ${spec.name.padEnd(c.pad.server)} ${fmtInt(result.rate).padStart(10)} msg/s  server cpu ${Math.round(serverCpu * 100)}%  load cpu ${Math.round(result.cpu * 100)}%${result.ok ? '' : '  (errors)'}`,
     );
     return result.ok ? { rate: result.rate, cost: (serverCpu * result.seconds) / result.count } : null;
-  } catch (err) {
-    console.log(`  ! ${load.name} ${spec.name}: ${(err as Error).message}`);
-    return null;
-  } finally {
-    await server.close();
-  }
+  });
 }

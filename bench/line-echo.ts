@@ -11,7 +11,7 @@
 import net from 'node:net';
 import split2 from 'split2';
 import { Server, Connection } from '../src/index.js';
-import { benchFile, bestRate, envList, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, machineLine, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
+import { benchFile, bestRate, envList, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, handSplitEcho, listenNet, listenTrews, machineLine, numberTable, onFreshServer, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 
 interface LoadResult {
   lines: number;
@@ -113,17 +113,12 @@ export async function run(): Promise<void> {
 
   for (let round = 1; round <= rounds; round++) {
     for (const spec of servers) {
-      const server = await spec.start();
-      let sample: Sample = { rate: NaN, serverCpu: NaN, loadCpu: NaN };
-      try {
-        const { result, serverCpu } = await runLoad<LoadResult>(benchFile('load-lines.mjs'), ['--port', String(server.port), ...loadArgs], timeoutMs);
+      const measured = await onFreshServer(spec.start, spec.name, async (port): Promise<Sample> => {
+        const { result, serverCpu } = await runLoad<LoadResult>(benchFile('load-lines.mjs'), ['--port', String(port), ...loadArgs], timeoutMs);
         if (!result.ok) console.log(`  ! ${spec.name}: the echo was not exact (${result.errors.join('; ') || 'byte count mismatch'})`);
-        sample = { rate: result.rate, serverCpu, loadCpu: result.cpu };
-      } catch (err) {
-        console.log(`  ! ${spec.name}: ${(err as Error).message}`);
-      } finally {
-        await server.close();
-      }
+        return { rate: result.rate, serverCpu, loadCpu: result.cpu };
+      });
+      const sample = measured ?? { rate: NaN, serverCpu: NaN, loadCpu: NaN };
       samples.get(spec.name)!.push(sample);
       console.log(
         `  round ${round}  ${spec.name.padEnd(11)} ${fmtInt(sample.rate).padStart(11)} msg/s` +

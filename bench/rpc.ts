@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import { MessageConnection, Server } from '../src/index.js';
-import { benchFile, bestRate, envList, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, listenNet, listenTrews, numberTable, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
+import { benchFile, bestRate, envList, envNumber, envTiming, fmtInt, fmtPct, fmtRatio, listenNet, listenTrews, numberTable, onFreshServer, roundHeaders, runLoad, track, verdict, type RunningServer } from './lib.js';
 
 interface LoadResult {
   replies: number;
@@ -102,17 +102,12 @@ export async function run(): Promise<void> {
   const samples = new Map<string, Array<{ rate: number; serverCpu: number; loadCpu: number }>>(servers.map((s) => [s.name, []]));
   for (let round = 1; round <= rounds; round++) {
     for (const spec of servers) {
-      const server = await spec.start();
-      let sample = { rate: NaN, serverCpu: NaN, loadCpu: NaN };
-      try {
-        const { result, serverCpu } = await runLoad<LoadResult>(benchFile('load-rpc.mjs'), ['--port', String(server.port), ...loadArgs], (warmup + seconds) * 1000 + 15_000);
+      const measured = await onFreshServer(spec.start, spec.name, async (port) => {
+        const { result, serverCpu } = await runLoad<LoadResult>(benchFile('load-rpc.mjs'), ['--port', String(port), ...loadArgs], (warmup + seconds) * 1000 + 15_000);
         if (!result.ok) console.log(`  ! ${spec.name}: replies were not exact (${result.errors.join('; ') || 'none counted'})`);
-        sample = { rate: result.ok ? result.rate : NaN, serverCpu, loadCpu: result.cpu };
-      } catch (err) {
-        console.log(`  ! ${spec.name}: ${(err as Error).message}`);
-      } finally {
-        await server.close();
-      }
+        return { rate: result.ok ? result.rate : NaN, serverCpu, loadCpu: result.cpu };
+      });
+      const sample = measured ?? { rate: NaN, serverCpu: NaN, loadCpu: NaN };
       samples.get(spec.name)!.push(sample);
       console.log(
         `  round ${round}  ${spec.name.padEnd(6)} ${fmtInt(sample.rate).padStart(9)} req/s` +
