@@ -31,8 +31,12 @@ shared.on('decoded', (packet: Packet) => decodingFor!._onPacket(packet));
 export class SocketIOClient implements SessionListener {
   /** The decoder of a binary packet waiting for its attachments. */
   #binary: Decoder | null = null;
-  /** Open and opening connections by namespace. */
-  readonly #connections = new Map<string, SocketConnection>();
+  /**
+   * Open and opening connections by namespace: most sessions use one namespace, held in
+   * `#one` with no Map; a Map is made only for a second one.
+   */
+  #one: SocketConnection | null = null;
+  #more: Map<string, SocketConnection> | null = null;
   #connectTimer: Timer | null;
 
   constructor(
@@ -40,10 +44,30 @@ export class SocketIOClient implements SessionListener {
     readonly session: EngineSession,
     readonly request: RequestInfo,
   ) {
-    this.#connectTimer = server.engine.defer(server.connectTimeout, () => {
-      this.#connectTimer = null;
-      if (this.#connections.size === 0) this.session.close('transport close');
-    });
+    // A shared function, not a closure: a cancelled timer may be held until its time.
+    this.#connectTimer = server.engine.defer(server.connectTimeout, SocketIOClient.#connectLate, this);
+  }
+
+  static #connectLate(client: SocketIOClient): void {
+    client.#connectTimer = null;
+    if (client.#one === null && client.#more === null) client.session.close('transport close');
+  }
+
+  #get(nsp: string): SocketConnection | undefined {
+    if (this.#one !== null && this.#one.namespace === nsp) return this.#one;
+    return this.#more?.get(nsp);
+  }
+
+  #set(connection: SocketConnection): void {
+    if (this.#one === null && this.#more === null) this.#one = connection;
+    else (this.#more ??= new Map(this.#one === null ? [] : [[this.#one.namespace, this.#one]])).set(connection.namespace, connection);
+    if (this.#more !== null) this.#one = null;
+  }
+
+  #delete(nsp: string): void {
+    if (this.#one !== null && this.#one.namespace === nsp) this.#one = null;
+    this.#more?.delete(nsp);
+    if (this.#more?.size === 0) this.#more = null;
   }
 
   onEngineMessage(data: string | Buffer): void {
@@ -75,15 +99,16 @@ export class SocketIOClient implements SessionListener {
     this.#connectTimer?.cancel();
     this.#binary?.destroy();
     this.#binary = null;
-    const connections = [...this.#connections.values()];
-    this.#connections.clear();
+    const connections = this.#one !== null ? [this.#one] : [...(this.#more?.values() ?? [])];
+    this.#one = null;
+    this.#more = null;
     for (const connection of connections) connection._closed(reason);
   }
 
   /** @internal A whole decoded packet. */
   _onPacket(packet: Packet): void {
     if (!validFromClient(packet)) throw new Error(`invalid packet of type ${packet.type}`);
-    const connection = this.#connections.get(packet.nsp);
+    const connection = this.#get(packet.nsp);
     switch (packet.type) {
       case PacketType.CONNECT:
         if (connection !== undefined) throw new Error(`a second CONNECT to ${packet.nsp}`);
@@ -91,7 +116,7 @@ export class SocketIOClient implements SessionListener {
         return;
       case PacketType.DISCONNECT:
         if (connection === undefined) return;
-        this.#connections.delete(packet.nsp);
+        this.#delete(packet.nsp);
         connection._closed('client namespace disconnect');
         return;
       case PacketType.EVENT: {
@@ -129,7 +154,7 @@ export class SocketIOClient implements SessionListener {
     connection._client = this;
     connection._namespace = this.server.of(nsp);
     connection.info = { auth, ...this.request, namespace: nsp };
-    this.#connections.set(nsp, connection);
+    this.#set(connection);
     this.#connectTimer?.cancel();
     this.#connectTimer = null;
     let verdict: unknown;
@@ -150,7 +175,7 @@ export class SocketIOClient implements SessionListener {
   }
 
   #decided(connection: SocketConnection, verdict: unknown): void {
-    if (this.session.closed || this.#connections.get(connection.namespace) !== connection) return;
+    if (this.session.closed || this.#get(connection.namespace) !== connection) return;
     if (verdict === false) {
       this.#refuse(connection, new ConnectRefusedError('Connection refused'));
       return;
@@ -160,8 +185,8 @@ export class SocketIOClient implements SessionListener {
   }
 
   #refuse(connection: SocketConnection, err: unknown): void {
-    if (this.#connections.get(connection.namespace) !== connection) return;
-    this.#connections.delete(connection.namespace);
+    if (this.#get(connection.namespace) !== connection) return;
+    this.#delete(connection.namespace);
     connection._closed('server namespace disconnect');
     const message = err instanceof Error ? err.message : String(err);
     const data = err instanceof ConnectRefusedError && err.data !== undefined ? { message, data: err.data } : { message };
@@ -174,7 +199,7 @@ export class SocketIOClient implements SessionListener {
 
   /** @internal The connection disconnected itself. */
   _forget(connection: SocketConnection): void {
-    if (this.#connections.get(connection.namespace) === connection) this.#connections.delete(connection.namespace);
+    if (this.#get(connection.namespace) === connection) this.#delete(connection.namespace);
   }
 }
 
