@@ -11,7 +11,7 @@ import { Stream, type CloseOptions, type StreamOptions, type WriteFileOptions } 
 import type { Timer } from '../engine.js';
 import type { WebSocketServer } from './server.js';
 import { ClosedError, OverflowError, ReadError } from '../errors.js';
-import { BINARY, CLOSE, CloseCode, PING, PONG, TEXT, closePayload, frame, isSendableCloseCode, makeReceiver, makeSender, statusCodeOf, type FrameSink, type PerMessageDeflate, type Receiver, type Sender } from './protocol.js';
+import { BINARY, CLOSE, CloseCode, PING, PONG, TEXT, closePayload, frame, isSendableCloseCode, betweenMessages, makeReceiver, makeSender, statusCodeOf, type FrameSink, type PerMessageDeflate, type Receiver, type Sender } from './protocol.js';
 
 export interface WebSocketOptions extends StreamOptions {
   /** Send a ping every this many ms (0: never, the default), on the Engine clock. */
@@ -32,7 +32,7 @@ const CLOSE_RECEIVED = 1 << 3;
 const FAILED = 1 << 4;
 
 const OWNER = Symbol('trews.websocket');
-type OwnedReceiver = Receiver & { [OWNER]: WebSocketConnection; _totalPayloadLength?: number };
+type OwnedReceiver = Receiver & { [OWNER]: WebSocketConnection | null; _totalPayloadLength?: number };
 
 /** The most bytes of a close reason (a close frame's payload is at most 125 bytes). */
 const MAX_REASON = 123;
@@ -184,20 +184,25 @@ export class WebSocketConnection extends Stream {
   /** @internal Bytes from the socket: WebSocket frames. */
   override _received(chunk: Buffer): void {
     if ((this.#flags & (OPEN | CLOSE_RECEIVED | FAILED)) !== OPEN) return;
+    const side = this.accepted ? 0 : 1;
     let receiver = this.#receiver;
     if (receiver === null) {
-      // Made on first data: an idle connection holds no parser.
-      receiver = this.#receiver = makeReceiver(this.accepted, this.bufferSize, this.#compression?.deflate ?? null) as OwnedReceiver;
+      const deflate = this.#compression?.deflate ?? null;
+      receiver = deflate === null ? WebSocketConnection.#spare[side] : null;
+      if (receiver !== null) WebSocketConnection.#spare[side] = null;
+      else receiver = WebSocketConnection.#makeReceiver(this.accepted, this.bufferSize, deflate);
       receiver[OWNER] = this;
-      receiver.on('message', WebSocketConnection.#receiverMessage);
-      receiver.on('ping', WebSocketConnection.#receiverPing);
-      receiver.on('pong', WebSocketConnection.#receiverPong);
-      receiver.on('conclude', WebSocketConnection.#receiverConclude);
-      receiver.on('error', WebSocketConnection.#receiverError);
-    } else {
-      receiver._maxPayload = this.bufferSize;
+      this.#receiver = receiver;
     }
+    receiver._maxPayload = this.bufferSize;
     receiver.write(chunk);
+    // Between messages an uncompressed connection holds no parser (one costs ~700 B): it
+    // becomes the spare the next chunk of any connection takes.
+    if (this.#receiver === receiver && this.#compression === null && betweenMessages(receiver)) {
+      this.#receiver = null;
+      receiver[OWNER] = null;
+      WebSocketConnection.#spare[side] = receiver;
+    }
     // Everything written while this chunk's messages were delivered leaves in one write.
     this.flush();
   }
@@ -410,25 +415,38 @@ export class WebSocketConnection extends Stream {
     return this.whenClosed();
   }
 
+  /** An idle Receiver per side (server, client), taken by the next connection needing one. */
+  static #spare: [OwnedReceiver | null, OwnedReceiver | null] = [null, null];
+
+  static #makeReceiver(isServer: boolean, maxPayload: number, deflate: PerMessageDeflate | null): OwnedReceiver {
+    const receiver = makeReceiver(isServer, maxPayload, deflate) as OwnedReceiver;
+    receiver.on('message', WebSocketConnection.#receiverMessage);
+    receiver.on('ping', WebSocketConnection.#receiverPing);
+    receiver.on('pong', WebSocketConnection.#receiverPong);
+    receiver.on('conclude', WebSocketConnection.#receiverConclude);
+    receiver.on('error', WebSocketConnection.#receiverError);
+    return receiver;
+  }
+
   // Receiver listeners shared by every connection (a closure per connection would cost memory).
   static #receiverMessage(this: OwnedReceiver, data: Buffer, isBinary: boolean): void {
-    this[OWNER].#onMessage(data, isBinary);
+    this[OWNER]!.#onMessage(data, isBinary);
   }
 
   static #receiverPing(this: OwnedReceiver, data: Buffer): void {
-    this[OWNER].#onPing(data);
+    this[OWNER]!.#onPing(data);
   }
 
   static #receiverPong(this: OwnedReceiver): void {
-    this[OWNER].#onPong();
+    this[OWNER]!.#onPong();
   }
 
   static #receiverConclude(this: OwnedReceiver, code: number, reason: Buffer): void {
-    this[OWNER].#onConclude(code, reason);
+    this[OWNER]!.#onConclude(code, reason);
   }
 
   static #receiverError(this: OwnedReceiver, err: Error & { code?: string }): void {
-    this[OWNER].#onProtocolError(err);
+    this[OWNER]!.#onProtocolError(err);
   }
 
   static #pingTick(connection: WebSocketConnection): void {

@@ -15,6 +15,21 @@ export interface Receiver {
   on(event: 'ping' | 'pong', listener: (data: Buffer) => void): this;
   on(event: 'conclude', listener: (code: number, reason: Buffer) => void): this;
   on(event: 'error', listener: (err: Error & { code?: string }) => void): this;
+  // ws internals read by betweenMessages():
+  _state: number;
+  _bufferedBytes: number;
+  _fragmented: number;
+  _opcode: number;
+  _errored: boolean;
+  destroyed: boolean;
+}
+
+/**
+ * True when the Receiver holds nothing of a message (no partial frame, no fragments, no close
+ * seen, no error): it may then serve any other connection of the same side.
+ */
+export function betweenMessages(receiver: Receiver): boolean {
+  return receiver._state === 0 && receiver._bufferedBytes === 0 && receiver._fragmented === 0 && receiver._opcode !== CLOSE && !receiver._errored && !receiver.destroyed;
 }
 
 interface FrameOptions {
