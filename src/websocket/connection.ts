@@ -44,6 +44,16 @@ interface Compression {
 }
 
 /** Ping state, made only when pinging is on. */
+/** A WebSocketConnection's state that most idle connections never set, kept out of it (memory). */
+class Rare {
+  closeCode: number | null = null;
+  closeReason = '';
+  held: WebSocketMessage[] | null = null;
+  early: Buffer[] | null = null;
+  pinger: Pinger | null = null;
+  compression: Compression | null = null;
+}
+
 interface Pinger {
   cycle: Timer;
   overdue: Timer | null;
@@ -65,14 +75,62 @@ export class WebSocketConnection extends Stream {
 
   #flags = 0;
   #receiver: OwnedReceiver | null = null;
-  #closeCode: number | null = null;
-  #closeReason = '';
+  /** The rest, made when first set to other than its default (see Rare): an idle connection has none. */
+  #rare: Rare | null = null;
+
+  get #closeCode(): number | null {
+    return this.#rare?.closeCode ?? null;
+  }
+
+  set #closeCode(code: number | null) {
+    if (code !== null || this.#rare !== null) this.#more.closeCode = code;
+  }
+
+  get #closeReason(): string {
+    return this.#rare?.closeReason ?? '';
+  }
+
+  set #closeReason(reason: string) {
+    if (reason !== '' || this.#rare !== null) this.#more.closeReason = reason;
+  }
+
   /** Whole messages parsed while reading is paused, delivered on resumeReading(). */
-  #held: WebSocketMessage[] | null = null;
+  get #held(): WebSocketMessage[] | null {
+    return this.#rare?.held ?? null;
+  }
+
+  set #held(held: WebSocketMessage[] | null) {
+    if (held !== null || this.#rare !== null) this.#more.held = held;
+  }
+
   /** Frames written before the handshake finished (a client), sent once it has. */
-  #early: Buffer[] | null = null;
-  #pinger: Pinger | null = null;
-  #compression: Compression | null = null;
+  get #early(): Buffer[] | null {
+    return this.#rare?.early ?? null;
+  }
+
+  set #early(early: Buffer[] | null) {
+    if (early !== null || this.#rare !== null) this.#more.early = early;
+  }
+
+  get #pinger(): Pinger | null {
+    return this.#rare?.pinger ?? null;
+  }
+
+  set #pinger(pinger: Pinger | null) {
+    if (pinger !== null || this.#rare !== null) this.#more.pinger = pinger;
+  }
+
+  get #compression(): Compression | null {
+    return this.#rare?.compression ?? null;
+  }
+
+  set #compression(compression: Compression | null) {
+    if (compression !== null || this.#rare !== null) this.#more.compression = compression;
+  }
+
+  get #more(): Rare {
+    return (this.#rare ??= new Rare());
+  }
 
   constructor(options: WebSocketOptions = {}) {
     super(options);
