@@ -153,7 +153,9 @@ export class SocketIOClient implements SessionListener {
     connection.server = this.server;
     connection._client = this;
     connection._namespace = this.server.of(nsp);
-    connection.info = { auth, ...this.request, namespace: nsp };
+    // Spelled out, not spread: the object then holds its five fields itself (no property array).
+    const { query, headers, address } = this.request;
+    connection.info = { auth, query, headers, address, namespace: nsp };
     this.#set(connection);
     this.#connectTimer?.cancel();
     this.#connectTimer = null;

@@ -68,6 +68,20 @@ const NOOP_PAYLOAD = '6';
 /** The empty queue every session starts with (most never poll, or rarely hold packets). */
 const NO_PACKETS: Packet[] = [];
 
+/** An EngineSession's polling and upgrade state, kept out of it: most sessions use only a WebSocket. */
+class Polling {
+  /** A WebSocket probing for the upgrade. */
+  probe: EngineWebSocket | null = null;
+  probeTimer: Timer | null = null;
+  /** Packets waiting for the next GET, and the GET held open. */
+  queue: Packet[] = NO_PACKETS;
+  poll: http.ServerResponse | null = null;
+  posting = false;
+  flushScheduled = false;
+  /** A probe asked for the held GET to be released (a noop) and none was held yet. */
+  noopDue = false;
+}
+
 export class EngineSession {
   /** The Engine.IO session id (sent in the handshake; not the Socket.IO socket id). */
   readonly sid = randomBytes(15).toString('base64url');
@@ -77,16 +91,8 @@ export class EngineSession {
   readonly #ended: (session: EngineSession) => void;
   /** The WebSocket transport, once in use (from the start or after the upgrade). */
   #socket: EngineWebSocket | null = null;
-  /** A WebSocket probing for the upgrade. */
-  #probe: EngineWebSocket | null = null;
-  #probeTimer: Timer | null = null;
-  /** Polling: packets waiting for the next GET, and the GET held open. */
-  #queue: Packet[] = NO_PACKETS;
-  #poll: http.ServerResponse | null = null;
-  #posting = false;
-  #flushScheduled = false;
-  /** A probe asked for the held GET to be released (a noop) and none was held yet. */
-  #noopDue = false;
+  /** Polling and upgrade state, made when first set (see Polling): a WebSocket-only session has none. */
+  #polling: Polling | null = null;
   #pongDue: Timer | null = null;
   #closed = false;
 
@@ -94,6 +100,67 @@ export class EngineSession {
     this.#engine = engine;
     this.#settings = settings;
     this.#ended = ended;
+  }
+
+  get #more(): Polling {
+    return (this.#polling ??= new Polling());
+  }
+
+  // Each reads the default with no Polling, and setting a default makes none.
+  get #probe(): EngineWebSocket | null {
+    return this.#polling?.probe ?? null;
+  }
+
+  set #probe(probe: EngineWebSocket | null) {
+    if (probe !== null || this.#polling !== null) this.#more.probe = probe;
+  }
+
+  get #probeTimer(): Timer | null {
+    return this.#polling?.probeTimer ?? null;
+  }
+
+  set #probeTimer(timer: Timer | null) {
+    if (timer !== null || this.#polling !== null) this.#more.probeTimer = timer;
+  }
+
+  get #queue(): Packet[] {
+    return this.#polling?.queue ?? NO_PACKETS;
+  }
+
+  set #queue(queue: Packet[]) {
+    if (queue !== NO_PACKETS || this.#polling !== null) this.#more.queue = queue;
+  }
+
+  get #poll(): http.ServerResponse | null {
+    return this.#polling?.poll ?? null;
+  }
+
+  set #poll(poll: http.ServerResponse | null) {
+    if (poll !== null || this.#polling !== null) this.#more.poll = poll;
+  }
+
+  get #posting(): boolean {
+    return this.#polling?.posting ?? false;
+  }
+
+  set #posting(posting: boolean) {
+    if (posting || this.#polling !== null) this.#more.posting = posting;
+  }
+
+  get #flushScheduled(): boolean {
+    return this.#polling?.flushScheduled ?? false;
+  }
+
+  set #flushScheduled(scheduled: boolean) {
+    if (scheduled || this.#polling !== null) this.#more.flushScheduled = scheduled;
+  }
+
+  get #noopDue(): boolean {
+    return this.#polling?.noopDue ?? false;
+  }
+
+  set #noopDue(due: boolean) {
+    if (due || this.#polling !== null) this.#more.noopDue = due;
   }
 
   get closed(): boolean {
