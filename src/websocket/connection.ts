@@ -44,14 +44,15 @@ interface Compression {
 }
 
 /** Ping state, made only when pinging is on. */
-/** A WebSocketConnection's state that most idle connections never set, kept out of it (memory). */
+/**
+ * A WebSocketConnection's state that most idle connections never set, kept out of it (memory).
+ * Not what every message reads (#held, #compression): a private accessor costs CPU there.
+ */
 class Rare {
   closeCode: number | null = null;
   closeReason = '';
-  held: WebSocketMessage[] | null = null;
   early: Buffer[] | null = null;
   pinger: Pinger | null = null;
-  compression: Compression | null = null;
 }
 
 interface Pinger {
@@ -75,6 +76,9 @@ export class WebSocketConnection extends Stream {
 
   #flags = 0;
   #receiver: OwnedReceiver | null = null;
+  /** Whole messages parsed while reading is paused, delivered on resumeReading(). */
+  #held: WebSocketMessage[] | null = null;
+  #compression: Compression | null = null;
   /** The rest, made when first set to other than its default (see Rare): an idle connection has none. */
   #rare: Rare | null = null;
 
@@ -94,15 +98,6 @@ export class WebSocketConnection extends Stream {
     if (reason !== '' || this.#rare !== null) this.#more.closeReason = reason;
   }
 
-  /** Whole messages parsed while reading is paused, delivered on resumeReading(). */
-  get #held(): WebSocketMessage[] | null {
-    return this.#rare?.held ?? null;
-  }
-
-  set #held(held: WebSocketMessage[] | null) {
-    if (held !== null || this.#rare !== null) this.#more.held = held;
-  }
-
   /** Frames written before the handshake finished (a client), sent once it has. */
   get #early(): Buffer[] | null {
     return this.#rare?.early ?? null;
@@ -118,14 +113,6 @@ export class WebSocketConnection extends Stream {
 
   set #pinger(pinger: Pinger | null) {
     if (pinger !== null || this.#rare !== null) this.#more.pinger = pinger;
-  }
-
-  get #compression(): Compression | null {
-    return this.#rare?.compression ?? null;
-  }
-
-  set #compression(compression: Compression | null) {
-    if (compression !== null || this.#rare !== null) this.#more.compression = compression;
   }
 
   get #more(): Rare {
