@@ -48,10 +48,26 @@ export function checkSlowReaders(value: unknown): SlowReaders {
 }
 
 /** Whether `broadcast()` may write to `connection` now, under `policy` (closing it, under 'close', if not). */
-export function keepsUp(connection: Stream, policy: SlowReaders): boolean {
+function keepsUp(connection: Stream, policy: SlowReaders): boolean {
   if (policy === 'queue' || connection.bufferedBytes < connection.writeHighWaterMark) return true;
   if (policy === 'close') void connection.close(false);
   return false;
+}
+
+/**
+ * The loop behind every server's `broadcast()`: `send` to each member that is not in `except`,
+ * is connected and not closing, and keeps up under `policy`; `send` returns false for a member
+ * it could not write to. Returns how many were sent to.
+ */
+export function broadcastTo<C extends Stream>(members: Iterable<C>, except: Stream | Iterable<Stream> | undefined, policy: SlowReaders, send: (member: C) => boolean): number {
+  const skip = except === undefined ? null : except instanceof Stream ? new Set([except]) : new Set(except);
+  let count = 0;
+  // A copy: the 'close' policy, or a write that fails, changes the set.
+  for (const member of [...members]) {
+    if (skip?.has(member) || !member.connected || member.closing || !keepsUp(member, policy)) continue;
+    if (send(member)) count++;
+  }
+  return count;
 }
 
 /** Options for `server.listen(address, options)`. */
@@ -296,20 +312,15 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
    * to anyway: see `slowReaders`). Returns how many were written to.
    */
   broadcast(data: string | Uint8Array, except?: Stream | Iterable<Stream>): number {
-    const skip = except === undefined ? null : except instanceof Stream ? new Set([except]) : new Set(except);
     const payload = typeof data === 'string' ? Buffer.from(data) : data;
-    const policy = checkSlowReaders(this.slowReaders);
-    let count = 0;
-    for (const connection of [...this.#open]) {
-      if (skip?.has(connection) || !connection.connected || !keepsUp(connection, policy)) continue;
+    return broadcastTo(this.#open, except, checkSlowReaders(this.slowReaders), (connection) => {
       try {
         connection.write(payload);
-        count++;
+        return true;
       } catch {
-        // A connection that ended its writing side (end()) is skipped.
+        return false; // a connection that ended its writing side (end()) is skipped
       }
-    }
-    return count;
+    });
   }
 
   /** Every connection not yet fully closed, as a new array (closing one changes the sets). */

@@ -12,7 +12,7 @@ import { debug } from '../engine.js';
 import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type Endpoint } from '../address.js';
 import { ListenError, StateError } from '../errors.js';
 import { Stream, type StreamOwner } from '../stream.js';
-import { checkSlowReaders, keepsUp, type ListenOptions, type SlowReaders } from '../stream-server.js';
+import { broadcastTo, checkSlowReaders, type ListenOptions, type SlowReaders } from '../stream-server.js';
 import type { TLSServerOptions } from '../tls.js';
 import { WebSocketConnection, type WebSocketOptions } from './connection.js';
 import { CloseCode, acceptDeflate, type DeflateOptions } from './protocol.js';
@@ -296,15 +296,10 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
    * respecting each one's backpressure (see `slowReaders`). Returns how many were sent to.
    */
   broadcast(data: string | Uint8Array, except?: WebSocketConnection | Iterable<WebSocketConnection>): number {
-    const skip = except === undefined ? null : except instanceof WebSocketConnection ? new Set([except]) : new Set(except);
-    const policy = checkSlowReaders(this.slowReaders);
-    let count = 0;
-    for (const connection of [...this.#open]) {
-      if (skip?.has(connection) || !connection.connected || connection.closing || !keepsUp(connection, policy)) continue;
+    return broadcastTo(this.#open, except, checkSlowReaders(this.slowReaders), (connection) => {
       connection.write(data);
-      count++;
-    }
-    return count;
+      return true;
+    });
   }
 
   /** @internal */
