@@ -13,6 +13,7 @@ import { ListenError, StateError } from './errors.js';
 import { Stream, type CloseOptions, type StreamOptions, type StreamOwner } from './stream.js';
 import { prepareServerTLS, type ServerTLS, type TLSServerOptions } from './tls.js';
 import { listenMemory, type MemoryListener } from './memory.js';
+import type { RelayParts, Relaying } from './relay.js';
 
 export type StreamClass<C extends Stream> = new (options?: StreamOptions) => C;
 
@@ -90,7 +91,7 @@ type State = 'idle' | 'binding' | 'listening' | 'closing' | 'closed';
  * Listens on one address and makes one stream of `ConnectionClass` per accepted peer. Use
  * `Server`, whose connections are `Connection`s by default.
  */
-export class StreamServer<C extends Stream = Stream> extends Channel<StreamServerEvents<C>> implements StreamOwner {
+export class StreamServer<C extends Stream = Stream> extends Channel<StreamServerEvents<C>> implements StreamOwner, Relaying {
   /** The class made for each accepted connection, when none is passed to the constructor. */
   static ConnectionClass: StreamClass<Stream> = Stream;
 
@@ -313,6 +314,20 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
    */
   broadcast(data: string | Uint8Array, except?: Stream | Iterable<Stream>): number {
     const payload = typeof data === 'string' ? Buffer.from(data) : data;
+    this._relay?.([payload]);
+    return this.#deliver(payload, except);
+  }
+
+  /** @internal */
+  _relay: ((parts: RelayParts) => void) | null = null;
+
+  /** @internal Another process's broadcast (`except` there named connections of that process). */
+  _relayed(parts: RelayParts): void {
+    const [payload] = parts;
+    if (parts.length === 1 && payload instanceof Uint8Array) this.#deliver(payload, undefined);
+  }
+
+  #deliver(payload: Uint8Array, except: Stream | Iterable<Stream> | undefined): number {
     return broadcastTo(this.#open, except, checkSlowReaders(this.slowReaders), (connection) => {
       try {
         connection.write(payload);

@@ -3,8 +3,9 @@
  * `except(room or connection)`, `emit(name, ...args)`. A broadcast encodes its packet once.
  */
 import { PacketType } from 'socket.io-parser';
-import { checkEventName, encode } from './packets.js';
+import { checkEventName, encode, type Encoded } from './packets.js';
 import type { SocketConnection } from './connection.js';
+import type { Relaying } from '../relay.js';
 
 export class Namespace {
   /** The open connections by socket id. */
@@ -12,7 +13,11 @@ export class Namespace {
   /** Room name to its members; an empty room is removed. */
   readonly rooms = new Map<string, Set<SocketConnection>>();
 
-  constructor(readonly name: string) {}
+  /** `server`: whose bus (if one is attached) carries broadcasts to other processes. */
+  constructor(
+    readonly name: string,
+    readonly server?: Relaying,
+  ) {}
 
   /** Send to the members of `room` (also a socket id). */
   to(room: string | readonly string[]): Broadcast {
@@ -84,6 +89,14 @@ export class Broadcast {
   emit(name: string, ...args: unknown[]): number {
     checkEventName(name);
     const parts = encode({ type: PacketType.EVENT, nsp: this.namespace.name, data: [name, ...args] });
+    const relay = this.namespace.server?._relay;
+    // Other processes know rooms by name; a skipped connection is one of this process.
+    if (relay) relay([JSON.stringify([this.namespace.name, [...this.rooms], [...this.skipped].filter((skip) => typeof skip === 'string')]), ...parts]);
+    return this._send(parts);
+  }
+
+  /** @internal Send an encoded packet to the recipients in this process. Returns how many. */
+  _send(parts: Encoded): number {
     let count = 0;
     for (const connection of this.targets()) {
       if (connection._sendEncoded(parts)) count++;

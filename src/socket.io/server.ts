@@ -15,7 +15,9 @@ import { WebSocketServer } from '../websocket/server.js';
 import { SocketConnection, type SocketConnectionClass } from './connection.js';
 import { SocketIOClient, type RequestInfo } from './client.js';
 import { EngineSession, EngineWebSocket, type EngineSettings, type TransportName } from './engine-session.js';
-import { Namespace, type Broadcast } from './namespace.js';
+import { Broadcast, Namespace } from './namespace.js';
+import type { Encoded } from './packets.js';
+import type { RelayParts, Relaying } from '../relay.js';
 import { answerPreflight, corsHeaders, EngineError, readBody, rememberCors, sendError, sendOk, sendPayload, type CorsOptions, type EngineErrorReply } from './polling.js';
 
 export interface SocketIOServerOptions extends ChannelOptions {
@@ -75,7 +77,7 @@ class EngineWebSocketServer extends WebSocketServer<EngineWebSocket> {
   }
 }
 
-export class SocketIOServer extends Channel<SocketIOServerEvents> {
+export class SocketIOServer extends Channel<SocketIOServerEvents> implements Relaying {
   /** The class for namespace '/' (and, through its `endpoints`, the others). */
   readonly ConnectionClass: SocketConnectionClass;
   readonly path: string;
@@ -167,7 +169,7 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> {
   /** A namespace by name (its connections, rooms, broadcasts). */
   of(name: string): Namespace {
     let namespace = this.#namespaces.get(name);
-    if (namespace === undefined) this.#namespaces.set(name, (namespace = new Namespace(name)));
+    if (namespace === undefined) this.#namespaces.set(name, (namespace = new Namespace(name, this)));
     return namespace;
   }
 
@@ -184,6 +186,18 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> {
   /** Send an event to every connection of namespace '/' (`server.except(x).emit(...)` to skip some). Returns how many. */
   broadcast(name: string, ...args: unknown[]): number {
     return this.of('/').emit(name, ...args);
+  }
+
+  /** @internal */
+  _relay: ((parts: RelayParts) => void) | null = null;
+
+  /** @internal Another process's `to(room).emit(...)`: [[namespace, rooms, skipped rooms], ...the encoded packet]. */
+  _relayed(parts: RelayParts): void {
+    const [head, ...packet] = parts;
+    if (typeof head !== 'string' || typeof packet[0] !== 'string') return;
+    const [name, rooms, skipped] = JSON.parse(head) as [string, string[], string[]];
+    // Only a namespace this server serves (a message naming another must not make one).
+    if (this.#endpoints.has(name)) new Broadcast(this.of(name), new Set(rooms), new Set(skipped))._send(packet as Encoded);
   }
 
   /** @internal The connection class for a namespace, or undefined. */

@@ -14,6 +14,7 @@ import { ListenError, StateError } from '../errors.js';
 import { Stream, type StreamOwner } from '../stream.js';
 import { broadcastTo, checkSlowReaders, type ListenOptions, type SlowReaders } from '../stream-server.js';
 import type { TLSServerOptions } from '../tls.js';
+import type { RelayParts, Relaying } from '../relay.js';
 import { WebSocketConnection, type WebSocketOptions } from './connection.js';
 import { CloseCode, acceptDeflate, type DeflateOptions } from './protocol.js';
 import { acceptReply, checkUpgrade, chooseProtocol, refusalReply, type Refusal } from './handshake.js';
@@ -54,7 +55,7 @@ export interface WebSocketServerEvents<C> extends ChannelEvents {
 type State = 'idle' | 'listening' | 'closing' | 'closed';
 type HTTPServer = http.Server | https.Server;
 
-export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection> extends Channel<WebSocketServerEvents<C>> implements StreamOwner {
+export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection> extends Channel<WebSocketServerEvents<C>> implements StreamOwner, Relaying {
   /** The class made for each accepted connection, when none is passed to the constructor. */
   static ConnectionClass: WebSocketConnectionClass<WebSocketConnection> = WebSocketConnection;
 
@@ -296,6 +297,19 @@ export class WebSocketServer<C extends WebSocketConnection = WebSocketConnection
    * respecting each one's backpressure (see `slowReaders`). Returns how many were sent to.
    */
   broadcast(data: string | Uint8Array, except?: WebSocketConnection | Iterable<WebSocketConnection>): number {
+    this._relay?.([data]);
+    return this.#deliver(data, except);
+  }
+
+  /** @internal */
+  _relay: ((parts: RelayParts) => void) | null = null;
+
+  /** @internal Another process's broadcast (`except` there named connections of that process). */
+  _relayed(parts: RelayParts): void {
+    if (parts.length === 1) this.#deliver(parts[0]!, undefined);
+  }
+
+  #deliver(data: string | Uint8Array, except: WebSocketConnection | Iterable<WebSocketConnection> | undefined): number {
     return broadcastTo(this.#open, except, checkSlowReaders(this.slowReaders), (connection) => {
       connection.write(data);
       return true;
