@@ -7,6 +7,7 @@
  *
  * Any `{ encode(value), decode(bytes) }` object works.
  */
+import { randomBytes } from 'node:crypto';
 import { ReadError } from './errors.js';
 
 export interface Codec {
@@ -35,9 +36,78 @@ export const jsonCodec: Codec = {
     return text;
   },
   decode(payload: Buffer): unknown {
-    return JSON.parse(payload.toString('utf8'));
+    const text = payload.toString('utf8');
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      if (!NON_FINITE.test(text)) throw err;
+      throw new SyntaxError(`${messageOf(err)} (for bare NaN/Infinity, as Python's json writes them, use createJsonCodec({ nonFinite: true }))`);
+    }
   },
 };
+
+export interface JsonCodecOptions {
+  /**
+   * Speak the JSON of Python's `json` module (and so of simpy.io and mosaik): read the bare
+   * tokens `NaN`, `Infinity` and `-Infinity` as those numbers, and write non-finite numbers
+   * as them (instead of `null`). Default false: strict JSON, where they are a `CodecError`.
+   */
+  nonFinite?: boolean;
+}
+
+/** A JSON codec with options; `createJsonCodec()` behaves as `jsonCodec`. */
+export function createJsonCodec(options: JsonCodecOptions = {}): Codec {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`createJsonCodec() takes an options object ({ nonFinite }), got ${String(options)}`);
+  if (!options.nonFinite) return jsonCodec;
+  return {
+    name: 'json (NaN, Infinity)',
+    encode(value: unknown): string {
+      let found = false;
+      const text = JSON.stringify(value, (_key, v: unknown) => {
+        if (typeof v !== 'number' || Number.isFinite(v)) return v;
+        found = true;
+        return `${SENTINEL}${String(v)}`;
+      });
+      if (text === undefined) throw new TypeError(`${typeof value} is not representable in JSON`);
+      return found ? text.replace(QUOTED_SENTINEL, '$1') : text;
+    },
+    decode(payload: Buffer): unknown {
+      const text = payload.toString('utf8');
+      try {
+        return JSON.parse(text);
+      } catch (err) {
+        // The slow path, only for text strict JSON refused: bare tokens outside strings become
+        // sentinel strings (Infinity becomes 1e999, which JSON.parse reads as Infinity).
+        let nan = false;
+        const rewritten = text.replace(STRING_OR_NON_FINITE, (match: string, token: string | undefined) => {
+          if (token === undefined) return match;
+          if (token !== 'NaN') return token === 'Infinity' ? '1e999' : '-1e999';
+          nan = true;
+          return NAN_LITERAL;
+        });
+        if (rewritten === text) throw err;
+        try {
+          if (!nan) return JSON.parse(rewritten);
+          return JSON.parse(rewritten, (key, v: unknown) => {
+            if (key === NAN_STRING) throw err;
+            return v === NAN_STRING ? NaN : v;
+          });
+        } catch {
+          throw err; // about the text as received, never the rewritten one
+        }
+      }
+    },
+  };
+}
+
+/** A JSON string literal (skipped, unrolled so it stays linear), or a bare non-finite token. */
+const STRING_OR_NON_FINITE = /"[^"\\]*(?:\\.[^"\\]*)*"|(?<![\w.+-])(NaN|-?Infinity)(?![\w.])/g;
+const NON_FINITE = /(?<![\w.+-])(?:NaN|-?Infinity)(?![\w.])/;
+/** Marks a non-finite number inside JSON text; the random part (never sent) keeps a peer's strings from matching it. */
+const SENTINEL = `\u0000trews-${randomBytes(12).toString('hex')}:`;
+const NAN_STRING = `${SENTINEL}NaN`;
+const NAN_LITERAL = JSON.stringify(NAN_STRING);
+const QUOTED_SENTINEL = new RegExp(`"${JSON.stringify(SENTINEL).slice(1, -1).replace(/\\/g, '\\\\')}(NaN|-?Infinity)"`, 'g');
 
 /** The part of `@msgpack/msgpack` (or a compatible library) that `msgpackCodec` needs. */
 export interface MessagePackLike {

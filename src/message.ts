@@ -5,7 +5,10 @@
  * (JSON by default): type 0 a request, 1 its success reply, 2 its failure reply (simpy.io's
  * message layer, as mosaik speaks it), and 3 a notification `[3, null, content]` (a trews
  * addition; peers that only know 0-2 never receive one unless the application sends it).
- * A failure's content is `{ message, code? }`; a plain string (simpy.io) is accepted too.
+ * A failure's content is `{ message, code? }` (`failures: 'trews'`), a string (`'simpy'`: what
+ * simpy.io sends, there a formatted Python traceback) or `[type, message, ...traceback lines]`
+ * (`'mosaik'`: what mosaik-api-v3's `Channel` sends, and unpacks into its `RemoteException`).
+ * Every form is understood on receipt, whatever this side sends.
  *
  * Outgoing messages wait in the channel's own queue and are handed to the stream only while
  * its `bufferedBytes` is below `writeHighWaterMark`, each recorded with its byte range, so
@@ -76,9 +79,18 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * How this side words the failure replies it sends (see `MessageMembers.failures`):
+ * `'trews'` `{ message, code? }`, `'simpy'` `'Type: message'`, `'mosaik'` `[type, message]`.
+ */
+export type FailureForm = 'trews' | 'simpy' | 'mosaik';
+const FAILURE_FORMS = new Set<string>(['trews', 'simpy', 'mosaik']);
+
 export interface MessageOptions extends PacketOptions {
   /** How message values become bytes (default `jsonCodec`). */
   codec?: Codec;
+  /** How failure replies are worded on the wire (default `'trews'`). */
+  failures?: FailureForm;
   /** Requests in flight allowed each way (default 1000). */
   maxInFlight?: number;
   /** Default timeout of `request()` in ms (default 0: none). */
@@ -91,13 +103,21 @@ export type MessageEvents = Omit<PacketEvents, 'close'> & {
   notify: [content: unknown];
 };
 
-/** The peer answered a request with a failure. Only its message and code cross the wire, never a stack. */
+/**
+ * The peer answered a request with a failure. trews sends only a message and a code, never a
+ * stack; a Python peer's traceback (simpy.io, mosaik) is kept apart, as `remoteStack`.
+ */
 export class RemoteError extends TrewsError {
   override readonly code = 'ERR_TREWS_REMOTE';
   constructor(
     message: string,
-    /** The `code` the peer gave, if any (e.g. `'ERR_TREWS_LIMIT'`, `'ENOENT'`, an application code). */
+    /**
+     * The `code` the peer gave (e.g. `'ERR_TREWS_LIMIT'`, `'ENOENT'`, an application code), or
+     * a Python peer's exception type (`'ValueError'`), if any.
+     */
     readonly remoteCode?: string,
+    /** A Python peer's traceback text (`'Traceback (most recent call last):\n...'`), if it sent one. */
+    readonly remoteStack?: string,
   ) {
     super(message);
   }
@@ -112,6 +132,18 @@ export class LimitError extends TrewsError {
 export interface MessageMembers {
   /** How message values become bytes; both sides must use the same (default `jsonCodec`). */
   codec: Codec;
+  /**
+   * How the failure replies this side sends are worded (any form is understood on receipt):
+   * - `'trews'` (default): `{ message, code? }`.
+   * - `'simpy'`: the string `'Type: message'` (Type: the error's `code`, else its `name`), as
+   *   simpy.io's `Message` sends a failure (its text is a Python traceback, this line its last).
+   * - `'mosaik'`: `[type, message]` (type as above), the list mosaik-api-v3's `Channel` sends
+   *   (there followed by traceback lines) and unpacks into `RemoteException(type, message, ...)`.
+   *   A mosaik peer given any other form fails in its reader and stops answering.
+   *
+   * Never a stack: what crosses the wire is the error's message and code or name.
+   */
+  failures: FailureForm;
   /**
    * Requests in flight allowed each way. `request()` beyond it rejects at once with a
    * `LimitError`; an incoming request beyond it is answered with a failure of that code.
@@ -170,6 +202,7 @@ const MODES = new Set<string>(['now', 'message', 'queue']);
 export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T): Constructor<MessageChannel> & T {
   class MessageStream extends Base implements MessageMembers {
     codec: Codec;
+    failures: FailureForm;
     maxInFlight: number;
     requestTimeout: number;
     #report: CloseReport | null = null;
@@ -197,8 +230,11 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
         throw new RangeError(`maxInFlight must be an integer from 1 to ${MAX_REQUEST_ID - 1}, got ${String(maxInFlight)}`);
       }
       const requestTimeout = checkTimeout(options.requestTimeout ?? 0);
+      const failures = options.failures ?? 'trews';
+      if (!FAILURE_FORMS.has(failures)) throw new TypeError(`failures must be 'trews', 'simpy' or 'mosaik', got ${brief(failures)}`);
       super(...args);
       this.codec = options.codec ?? jsonCodec;
+      this.failures = failures;
       this.maxInFlight = maxInFlight;
       this.requestTimeout = requestTimeout;
       // The drain signal: room in the stream's window again.
@@ -379,7 +415,7 @@ export function Messages<T extends Constructor<Stream & PacketChannel>>(Base: T)
         }
       }
       try {
-        entry ??= this.#message('failure', id, failureContent(value));
+        entry ??= this.#message('failure', id, failureContent(value, this.failures));
       } catch (err) {
         // Even the failure does not fit maxPacketSize: no answer can be sent.
         this._hook('onError', err);
@@ -483,17 +519,47 @@ function checkMessage(message: unknown): void {
   }
 }
 
-/** What a failure carries: `{ message, code? }`, never a stack. */
-function failureContent(err: unknown): { message: string; code?: string } {
-  if (!(err instanceof Error)) return { message: typeof err === 'string' ? err : brief(err) };
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' ? { message: err.message, code } : { message: err.message };
+/** What a failure carries, in the peer's form: the message and the code (or type), never a stack. */
+function failureContent(err: unknown, form: FailureForm): unknown {
+  const message = err instanceof Error ? err.message : typeof err === 'string' ? err : brief(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  if (form === 'trews') return typeof code === 'string' ? { message, code } : { message };
+  // Python's side shows a type: the code says more than a name, when there is one.
+  const type = typeof code === 'string' ? code : err instanceof Error ? err.name : 'Error';
+  return form === 'mosaik' ? [type, message] : `${type}: ${message}`;
 }
 
+const TRACEBACK = 'Traceback (most recent call last):';
+
+/** A failure in any form: `{ message, code }`, a string (a Python traceback is taken apart), or mosaik's list. */
 function remoteError(content: unknown): RemoteError {
-  if (typeof content === 'string') return new RemoteError(content);
+  if (typeof content === 'string') {
+    if (!content.startsWith(TRACEBACK)) return new RemoteError(content);
+    const last = lastException(content);
+    return new RemoteError(last?.message ?? content, last?.type, content);
+  }
+  if (Array.isArray(content)) {
+    const [type, message, ...trace] = content as unknown[];
+    if (typeof type !== 'string' || typeof message !== 'string') return new RemoteError(brief(content));
+    const stack = trace.map((line) => (typeof line === 'string' ? line : brief(line))).join('');
+    return new RemoteError(message, type, stack === '' ? undefined : stack);
+  }
   const { message, code } = (content ?? {}) as { message?: unknown; code?: unknown };
   return new RemoteError(typeof message === 'string' ? message : brief(content), typeof code === 'string' ? code : undefined);
+}
+
+/**
+ * The exception a Python traceback ends with: the lines after its last indented (frame) line,
+ * `Type: message` (the type may be dotted, the message span lines). Undefined if not that shape.
+ */
+function lastException(traceback: string): { type: string; message: string } | undefined {
+  const lines = traceback.replace(/\n+$/, '').split('\n');
+  let first = lines.length;
+  while (first > 0 && !/^\s/.test(lines[first - 1]!)) first--;
+  const match = /^([A-Za-z_][\w.]*)(?:: ([\s\S]*))?$/.exec(lines.slice(first).join('\n'));
+  if (match === null) return undefined;
+  const type = match[1]!;
+  return { type, message: match[2] ?? type };
 }
 
 function sentMessage({ kind, id, content }: Outgoing): SentMessage {
