@@ -40,7 +40,7 @@ export const jsonCodec: Codec = {
     try {
       return JSON.parse(text);
     } catch (err) {
-      if (!NON_FINITE.test(text)) throw err;
+      if (!hasBareNonFinite(text)) throw err;
       throw new SyntaxError(`${messageOf(err)} (for bare NaN/Infinity, as Python's json writes them, use createJsonCodec({ nonFinite: true }))`);
     }
   },
@@ -102,7 +102,12 @@ export function createJsonCodec(options: JsonCodecOptions = {}): Codec {
 
 /** A JSON string literal (skipped, unrolled so it stays linear), or a bare non-finite token. */
 const STRING_OR_NON_FINITE = /"[^"\\]*(?:\\.[^"\\]*)*"|(?<![\w.+-])(NaN|-?Infinity)(?![\w.])/g;
-const NON_FINITE = /(?<![\w.+-])(?:NaN|-?Infinity)(?![\w.])/;
+
+function hasBareNonFinite(text: string): boolean {
+  for (const match of text.matchAll(STRING_OR_NON_FINITE)) if (match[1] !== undefined) return true;
+  return false;
+}
+
 /** Marks a non-finite number inside JSON text; the random part (never sent) keeps a peer's strings from matching it. */
 const SENTINEL = `\u0000trews-${randomBytes(12).toString('hex')}:`;
 const NAN_STRING = `${SENTINEL}NaN`;

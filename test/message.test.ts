@@ -7,7 +7,7 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import * as msgpack from '@msgpack/msgpack';
 import { ClosedError, ConnectError, Server, TimeoutError, type Engine, type LinkOptions, type ReadError } from '../src/index.js';
-import { CodecError, jsonCodec, msgpackCodec, type Codec } from '../src/codec.js';
+import { CodecError, createJsonCodec, jsonCodec, msgpackCodec, type Codec } from '../src/codec.js';
 import {
   LimitError,
   MAX_REQUEST_ID,
@@ -20,7 +20,7 @@ import {
 } from '../src/message.js';
 import { Outbox, type OutboxItem } from '../src/outbox.js';
 import { memoryAddress, runFor, settle } from '../src/testing.js';
-import { deferred, freePort, onCleanup, portOf, python, testEngine } from './helpers.js';
+import { deferred, freePort, onCleanup, Peer, portOf, python, testEngine } from './helpers.js';
 
 const frame = (value: unknown): Buffer => {
   const body = Buffer.from(JSON.stringify(value));
@@ -191,6 +191,68 @@ describe('request/reply', () => {
     const answer = client.request('anyone?');
     await settle(engine);
     await expect(answer).rejects.toMatchObject({ remoteCode: 'ERR_TREWS_NO_HANDLER', message: expect.stringContaining('override onRequest') as string });
+  });
+
+  it("failures: 'simpy' and 'mosaik' word a failure as simpy.io and mosaik-api-v3 send one (never a stack)", async () => {
+    const engine = testEngine();
+    const forms = [
+      ['trews', { message: 'no such thing', code: 'E_NOTHING' }, { message: 'rejected later' }],
+      ['simpy', 'E_NOTHING: no such thing', 'Error: rejected later'],
+      ['mosaik', ['E_NOTHING', 'no such thing'], ['Error', 'rejected later']],
+    ] as const;
+    for (const [failures, thrown, rejected] of forms) {
+      class Worded extends Service {
+        override failures = failures;
+      }
+      const server = new Server(Worded, { engine });
+      await server.listen(['127.0.0.1', 0]);
+      const peer = new Peer(portOf(server.localAddress));
+      await peer.write(Buffer.concat([frame([0, 0, { op: 'throw' }]), frame([0, 5, { op: 'reject' }])]));
+      const want = Buffer.concat([frame([2, 0, thrown]), frame([2, 5, rejected])]);
+      await peer.until(() => peer.received.length >= want.length, `the ${failures} failures`);
+      expect(peer.received.toString()).toBe(want.toString());
+    }
+    expect(() => new MessageClient({ engine, failures: 'python' as never })).toThrow("failures must be 'trews', 'simpy' or 'mosaik', got 'python'");
+  });
+
+  it('a failure in any form becomes a RemoteError: a Python traceback (simpy.io) and a mosaik list are taken apart', async () => {
+    const keyError = 'Traceback (most recent call last):\n  File "sim.py", line 3, in step\n    raise KeyError(\'k\')\nKeyError: \'k\'\n';
+    const chained =
+      'Traceback (most recent call last):\n  File "a.py", line 1, in f\nValueError: first\n\nDuring handling of the above exception, another exception occurred:\n\n' +
+      'Traceback (most recent call last):\n  File "a.py", line 4, in g\n    raise mosaik.exceptions.ScenarioError("x")\nmosaik.exceptions.ScenarioError: two\nlines\n';
+    const bare = 'Traceback (most recent call last):\n  File "a.py", line 1, in f\nStopIteration\n';
+    const odd = 'Traceback (most recent call last):\n  not python after all';
+    const cases: Array<[unknown, { message: string; remoteCode?: string; remoteStack?: string }]> = [
+      [keyError, { message: "'k'", remoteCode: 'KeyError', remoteStack: keyError }],
+      [chained, { message: 'two\nlines', remoteCode: 'mosaik.exceptions.ScenarioError', remoteStack: chained }],
+      [bare, { message: 'StopIteration', remoteCode: 'StopIteration', remoteStack: bare }],
+      [odd, { message: odd, remoteCode: undefined, remoteStack: odd }],
+      [['ScenarioError', 'bad', 'Traceback (most recent call last):\n', 'ScenarioError: bad\n'], { message: 'bad', remoteCode: 'ScenarioError', remoteStack: 'Traceback (most recent call last):\nScenarioError: bad\n' }],
+      [['TypeError', 'no entity'], { message: 'no entity', remoteCode: 'TypeError', remoteStack: undefined }],
+      [['only a type'], { message: "[ 'only a type' ]", remoteCode: undefined }],
+      ['Error: a plain line', { message: 'Error: a plain line', remoteCode: undefined, remoteStack: undefined }],
+      [{ message: 'm', code: 'C' }, { message: 'm', remoteCode: 'C', remoteStack: undefined }],
+    ];
+    // A raw peer that answers request i (ids count from 1) with the i-th failure content.
+    const server = net.createServer((socket) => {
+      let got = Buffer.alloc(0);
+      socket.on('data', (d: Buffer) => {
+        got = Buffer.concat([got, d]);
+        let frames = 0;
+        for (let at = 0; at + 4 <= got.length; at += 4 + got.readUInt32BE(at)) frames++;
+        if (frames === cases.length) socket.write(Buffer.concat(cases.map(([content], i) => frame([2, i + 1, content]))));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    onCleanup(() => new Promise((r) => server.close(r)));
+    const client = new MessageClient({ engine: testEngine() });
+    await client.connect(['127.0.0.1', portOf(server.address())]);
+    const errors = await Promise.all(cases.map((_, i) => client.request(i).catch((e: unknown) => e as RemoteError)));
+    errors.forEach((err, i) => {
+      expect(err).toBeInstanceOf(RemoteError);
+      expect(err, `case ${i}`).toMatchObject(cases[i]![1]);
+    });
+    await client.close(false);
   });
 });
 
@@ -364,6 +426,26 @@ describe('codecs', () => {
     const got = (await answer) as { bytes: Uint8Array; n: number; s: string };
     expect({ ...got, bytes: [...got.bytes] }).toEqual({ bytes: [0, 1, 2, 255], n: 2 ** 40, s: 'ß' });
     expect(() => msgpackCodec({} as never)).toThrow(/encode\(\) and decode\(\)/);
+  });
+
+  it("createJsonCodec({ nonFinite: true }) reads and writes Python's bare NaN, Infinity, -Infinity; strings stay untouched", () => {
+    const codec = createJsonCodec({ nonFinite: true });
+    const value = { a: NaN, b: [Infinity, -Infinity, 0.5], NaN: 'Infinity', s: 'x"NaN', t: '-Infinity' };
+    const text = '{"a":NaN,"b":[Infinity,-Infinity,0.5],"NaN":"Infinity","s":"x\\"NaN","t":"-Infinity"}';
+    expect(codec.encode(value)).toBe(text);
+    expect(codec.decode(Buffer.from(text))).toEqual(value);
+    expect(codec.decode(Buffer.from('[NaN, -Infinity,Infinity, "NaN", 1e999]'))).toEqual([NaN, -Infinity, Infinity, 'NaN', Infinity]);
+    expect(codec.decode(Buffer.from('{"plain": [1, 2]}'))).toEqual({ plain: [1, 2] });
+    // Still JSON otherwise: tokens glued to others, a bare NaN key, -NaN.
+    for (const bad of ['[1Infinity]', '[NaNx]', '{NaN: 1}', '[-NaN]', '[NaN, x]']) {
+      expect(() => codec.decode(Buffer.from(bad)), bad).toThrow(SyntaxError);
+    }
+    expect(() => codec.decode(Buffer.from('[NaN, x]'))).toThrow('"[NaN, x]" is not valid JSON'); // about the text received
+    expect(createJsonCodec()).toBe(jsonCodec);
+    expect(jsonCodec.encode([NaN])).toBe('[null]');
+    expect(() => jsonCodec.decode(Buffer.from('[1, NaN]'))).toThrow(/use createJsonCodec\(\{ nonFinite: true \}\)/);
+    expect(() => jsonCodec.decode(Buffer.from('[1, "NaN", x]'))).toThrow(/^(?!.*nonFinite)/);
+    expect(() => createJsonCodec(null as never)).toThrow(TypeError);
   });
 
   it('a custom codec ({ encode, decode }) is used as given', async () => {
