@@ -2,7 +2,7 @@ import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { defineConfig } from 'tsup';
 
-const ENTRIES = ['src/index.ts', 'src/testing.ts', 'src/websocket/index.ts', 'src/socket.io/index.ts'];
+const ENTRIES = ['src/index.ts', 'src/testing.ts', 'src/websocket/index.ts', 'src/socket.io/index.ts', 'src/redis/index.ts'];
 
 /**
  * One implementation behind both entry points: the CommonJS build is the code, and each ES

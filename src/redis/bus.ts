@@ -1,0 +1,307 @@
+/**
+ * RedisBus: carries broadcasts between processes and hosts over Redis pub/sub, so that
+ * `server.broadcast()`, `webSocketServer.broadcast()` and Socket.IO's `to(room).emit()` reach
+ * the connections every process holds. Each broadcast is published once, on one publisher
+ * connection (so one sender's messages arrive in the order sent); a second connection
+ * subscribes and delivers other processes' messages to this process's connections only
+ * (never publishing them again; its own come back and are skipped by the bus's id).
+ */
+import { Buffer } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'eventemitter3';
+import { Redis, type RedisOptions } from 'ioredis';
+import { Engine, debug } from '../engine.js';
+import { StateError } from '../errors.js';
+import type { RelayParts, Relaying } from '../relay.js';
+import type { StreamServer } from '../stream-server.js';
+import type { WebSocketServer } from '../websocket/server.js';
+import type { SocketIOServer } from '../socket.io/server.js';
+import { ID_BYTES, pack, sentBy, unpack } from './wire.js';
+
+export interface RedisBusOptions {
+  /**
+   * The Redis to use: a `redis://` or `rediss://` URL, ioredis options, or an ioredis client
+   * (the bus makes its own two connections from it with `duplicate()` and leaves it open).
+   * Default `redis://127.0.0.1:6379`.
+   */
+  redis?: string | RedisOptions | Redis;
+  /** Prefix of the bus's Redis channels (default 'trews'): a server attached as `name` uses `<channel>:<name>`. */
+  channel?: string;
+  /**
+   * The most bytes of broadcasts held while this process cannot reach Redis, published in
+   * order once it can. Default 0: while Redis is unreachable, a broadcast reaches only this
+   * process's connections (counted in `stats.dropped`). Redis pub/sub keeps nothing for a
+   * subscriber that is not connected, so after Redis itself restarts a queue would reach only
+   * the processes that happened to resubscribe first; a queue helps with short losses of this
+   * process's own connection. Beyond the bound, the newest broadcasts are dropped.
+   */
+  maxQueuedBytes?: number;
+  /** Where the bus logs losing and regaining Redis (default `Engine.instance()`). */
+  engine?: Engine;
+}
+
+export interface RedisBusEvents {
+  /** Redis is unreachable: this process's connections are still served; the bus reconnects. */
+  down: [];
+  /** Connected again; the broadcasts queued meanwhile are being published. */
+  up: [];
+  /** An error from either Redis connection (with no listener it goes to `NODE_DEBUG=trews`). */
+  error: [err: Error];
+}
+
+/** What `attach()` takes. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Attachable = StreamServer<any> | WebSocketServer<any> | SocketIOServer;
+
+export class RedisBus extends EventEmitter<RedisBusEvents> {
+  readonly channel: string;
+  readonly maxQueuedBytes: number;
+  readonly engine: Engine;
+  /** This bus's id in every message it sends: its own come back from Redis, and are skipped. */
+  readonly #id = randomBytes(ID_BYTES);
+  readonly #publisher: Redis;
+  readonly #subscriber: Redis;
+  /** Redis channel to what delivers its messages here. */
+  readonly #topics = new Map<string, (parts: RelayParts) => void>();
+  /** Attached servers and their Redis channels. */
+  readonly #attached = new Map<Relaying, string>();
+  readonly #subscribing: Array<Promise<unknown>> = [];
+  /** Broadcasts made while Redis is unreachable, oldest first. */
+  #queue: Array<[channel: string, message: Buffer]> = [];
+  #queuedBytes = 0;
+  #down = false;
+  /** The subscriber is connected and its subscriptions (as of its connect) are in place. */
+  #subscribed = false;
+  #closed = false;
+  #lastError: Error | null = null;
+  #published = 0;
+  #received = 0;
+  #dropped = 0;
+
+  constructor(options: RedisBusOptions = {}) {
+    super();
+    const { redis = 'redis://127.0.0.1:6379', channel = 'trews', maxQueuedBytes = 0 } = options;
+    if (typeof channel !== 'string' || channel === '') throw new TypeError(`channel must be a non-empty string, got ${String(channel)}`);
+    if (!(Number.isInteger(maxQueuedBytes) && maxQueuedBytes >= 0)) throw new RangeError(`maxQueuedBytes must be an integer >= 0, got ${String(maxQueuedBytes)}`);
+    this.channel = channel;
+    this.maxQueuedBytes = maxQueuedBytes;
+    this.engine = options.engine ?? Engine.instance();
+    // Publish only when connected (the bus queues, bounded, itself); a publish in flight when
+    // the connection drops fails and is counted as dropped rather than sent twice.
+    this.#publisher = connect(redis, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, enableAutoPipelining: true });
+    // Subscriptions wait for Redis however long it takes; the bus renews them on every
+    // reconnect itself, so that it knows when they are in place again ('up', ready()).
+    this.#subscriber = connect(redis, { maxRetriesPerRequest: null, autoResubscribe: false });
+    for (const client of [this.#publisher, this.#subscriber]) {
+      client.on('error', this.#onRedisError);
+      client.on('close', this.#onClose);
+    }
+    this.#publisher.on('ready', this.#onPublisherReady);
+    this.#subscriber.on('ready', this.#onSubscriberReady);
+    this.#subscriber.on('messageBuffer', this.#onMessage);
+  }
+
+  /** True while the publisher is connected (broadcasts go out at once, not into the queue). */
+  get connected(): boolean {
+    return this.#publisher.status === 'ready';
+  }
+
+  /** Messages published, received from other processes, and dropped (queue full, or lost in flight); bytes queued now. */
+  get stats(): { published: number; received: number; dropped: number; queuedBytes: number } {
+    return { published: this.#published, received: this.#received, dropped: this.#dropped, queuedBytes: this.#queuedBytes };
+  }
+
+  /**
+   * Share `server`'s broadcasts with the servers attached as `name` in every other process:
+   * its `broadcast()` (or Socket.IO `to(room).emit()`) also reaches their connections, and
+   * theirs reach its. `except` names connections of the broadcasting process only.
+   */
+  attach(server: Attachable, name = 'default'): this {
+    const target = server as unknown as Relaying;
+    if (typeof target?._relayed !== 'function' || !('_relay' in target)) throw new TypeError('attach() takes a Server, WebSocketServer or SocketIOServer');
+    if (target._relay !== null) throw new StateError(`${String(server)} is already attached to a bus`);
+    const channel = this.#claim(name);
+    this.#subscribe(channel, (parts) => target._relayed(parts));
+    target._relay = (parts) => this.#send(channel, parts);
+    this.#attached.set(target, channel);
+    return this;
+  }
+
+  /** Stop sharing `server`'s broadcasts (it keeps serving its own connections). */
+  detach(server: Attachable): void {
+    const target = server as unknown as Relaying;
+    const channel = this.#attached.get(target);
+    if (channel === undefined) return;
+    this.#attached.delete(target);
+    target._relay = null;
+    this.#unsubscribe(channel);
+  }
+
+  /** Publish `data` on `topic`: every other process's `subscribe(topic)` handler gets it, strings as strings and bytes as a Buffer. */
+  publish(topic: string, data: string | Uint8Array): void {
+    if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw new TypeError(`publish() sends a string or a Uint8Array, got ${typeof data}`);
+    this.#send(this.#channelOf(topic), [data]);
+  }
+
+  /** Receive what other processes `publish(topic, data)`, in the order each one sent it. One handler per topic. */
+  subscribe(topic: string, handler: (data: string | Buffer) => void): this {
+    if (typeof handler !== 'function') throw new TypeError('subscribe() needs a handler function');
+    this.#subscribe(this.#claim(topic), (parts) => {
+      if (parts.length === 1) handler(parts[0] as string | Buffer);
+    });
+    return this;
+  }
+
+  /**
+   * Resolves once both connections are up and subscribed to every topic and server so far:
+   * from then on, other processes' broadcasts arrive here.
+   */
+  async ready(): Promise<void> {
+    if (this.#closed) throw new StateError('the bus is closed');
+    if (!this.#up()) await new Promise<void>((resolve) => this.once('up', resolve));
+    await Promise.all(this.#subscribing);
+  }
+
+  /** Detach every server and close both Redis connections. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const target of this.#attached.keys()) target._relay = null;
+    this.#attached.clear();
+    this.#topics.clear();
+    this.#dropped += this.#queue.length;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    await Promise.all([this.#publisher, this.#subscriber].map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
+  }
+
+  override toString(): string {
+    return `RedisBus(${this.channel})`;
+  }
+
+  // ---- plumbing ----------------------------------------------------------------------------
+
+  #channelOf(name: string): string {
+    if (typeof name !== 'string' || name === '') throw new TypeError(`a topic or server name is a non-empty string, got ${String(name)}`);
+    return `${this.channel}:${name}`;
+  }
+
+  /** The Redis channel for `name`, refusing a second user of it. */
+  #claim(name: string): string {
+    if (this.#closed) throw new StateError('the bus is closed');
+    const channel = this.#channelOf(name);
+    if (this.#topics.has(channel)) throw new StateError(`'${name}' is already attached or subscribed on ${String(this)}: give each server or topic its own name`);
+    return channel;
+  }
+
+  #subscribe(channel: string, deliver: (parts: RelayParts) => void): void {
+    this.#topics.set(channel, deliver);
+    // Before the first connect, #onSubscriberReady subscribes to it.
+    if (this.#subscriber.status === 'ready') this.#subscribing.push(this.#subscriber.subscribe(channel).catch(this.#onRedisError));
+  }
+
+  #unsubscribe(channel: string): void {
+    this.#topics.delete(channel);
+    this.#subscriber.unsubscribe(channel).catch(() => {});
+  }
+
+  #send(channel: string, parts: RelayParts): void {
+    if (this.#closed) return;
+    const message = pack(this.#id, parts);
+    // Behind a queue, a new message waits its turn: one sender's messages stay in order.
+    if (this.connected && this.#queue.length === 0) return this.#publish(channel, message);
+    if (this.#queuedBytes + message.length > this.maxQueuedBytes) {
+      this.#dropped++;
+      return;
+    }
+    this.#queue.push([channel, message]);
+    this.#queuedBytes += message.length;
+  }
+
+  #publish(channel: string, message: Buffer): void {
+    this.#published++;
+    this.#publisher.publish(channel, message).catch(this.#onPublishFailed);
+  }
+
+  #onPublishFailed = (err: Error): void => {
+    this.#dropped++;
+    debug('%s: a publish failed: %s', String(this), err.message);
+  };
+
+  /** Both connections are connected (the subscriber subscribed, or subscribing). */
+  #up(): boolean {
+    return this.#publisher.status === 'ready' && this.#subscribed;
+  }
+
+  #onPublisherReady = (): void => {
+    const queue = this.#queue;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    for (const [channel, message] of queue) this.#publish(channel, message);
+    if (queue.length > 0) debug('%s: published %d queued broadcasts', String(this), queue.length);
+    this.#maybeUp();
+  };
+
+  #onSubscriberReady = (): void => {
+    const channels = [...this.#topics.keys()];
+    const done = channels.length === 0 ? Promise.resolve() : this.#subscriber.subscribe(...channels).catch(this.#onRedisError);
+    this.#subscribing.length = 0;
+    this.#subscribing.push(done);
+    void done.then(() => {
+      if (this.#subscriber.status !== 'ready') return;
+      this.#subscribed = true;
+      this.#maybeUp();
+    });
+  };
+
+  #maybeUp(): void {
+    if (this.#closed || !this.#up()) return;
+    if (this.#down) {
+      this.#down = false;
+      this.engine.log(`${String(this)}: connected to Redis again`);
+    }
+    this.emit('up');
+  }
+
+  #onClose = (): void => {
+    this.#subscribed &&= this.#subscriber.status === 'ready';
+    if (this.#closed || this.#down) return;
+    this.#down = true;
+    const why = (this.#lastError as { code?: string } | null)?.code ?? this.#lastError?.message ?? 'connection closed';
+    this.engine.log(`${String(this)}: lost Redis (${why}); serving this process's connections and reconnecting`);
+    this.emit('down');
+  };
+
+  #onRedisError = (err: Error): void => {
+    this.#lastError = err;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else debug('%s: %s', String(this), err.message);
+  };
+
+  #onMessage = (channel: Buffer, message: Buffer): void => {
+    if (sentBy(message, this.#id)) return;
+    const deliver = this.#topics.get(channel.toString());
+    const parts = deliver === undefined ? null : unpack(message);
+    if (parts === null) {
+      debug('%s: ignoring a message on %s that is not a bus message', String(this), channel.toString());
+      return;
+    }
+    this.#received++;
+    try {
+      deliver!(parts);
+    } catch (err) {
+      this.engine.reportError(err);
+    }
+  };
+}
+
+/** One connection of the bus's own, with `overrides`, from what the user gave. */
+function connect(redis: RedisBusOptions['redis'], overrides: RedisOptions): Redis {
+  if (typeof redis === 'string') {
+    if (!/^rediss?:\/\//.test(redis)) throw new TypeError(`redis must be a redis:// or rediss:// URL, ioredis options or an ioredis client, got ${JSON.stringify(redis)}`);
+    return new Redis(redis, overrides);
+  }
+  if (typeof (redis as Redis | undefined)?.duplicate === 'function') return (redis as Redis).duplicate(overrides);
+  if (redis !== null && typeof redis === 'object') return new Redis({ ...(redis as RedisOptions), ...overrides });
+  throw new TypeError(`redis must be a redis:// or rediss:// URL, ioredis options or an ioredis client, got ${String(redis)}`);
+}
