@@ -108,6 +108,13 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Min-heap of virtual timers by (due, seq), so equal deadlines fire in creation order. */
   readonly #heap: VirtualEntry[] = [];
   #running: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Virtual clock: awaited promises that need time to pass (closes over simulated links). */
+  readonly #awaited = new Set<Promise<unknown>>();
+  /** settle()/runFor() calls in progress: while one moves the clock, nothing else does. */
+  #driving = 0;
+  #movingTime = false;
+  /** Wakes the loop of #moveTime when a timer is scheduled or an awaited promise settles. */
+  #wakeMover: (() => void) | null = null;
 
   constructor(options: EngineOptions = {}) {
     super();
@@ -149,6 +156,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   #callback<A extends unknown[]>(set: Set<Timer>, fn: Fn<A>, args: A): Timer {
+    this.#wakeMover?.();
     const timer = new Timer('callback');
     const handle = setImmediate(() => {
       this.#retire(timer, set);
@@ -246,7 +254,81 @@ export class Engine extends EventEmitter<EngineEvents> {
     return { callbacks, loops, nextDue: this.#heap[0]?.due ?? null };
   }
 
+  /**
+   * @internal trews/testing's `settle()`: run the virtual clock from timer to timer, letting
+   * each turn's work run in between, until nothing is scheduled or `maxTime` has passed.
+   */
+  async _settle(maxTime: number, maxSteps: number): Promise<number> {
+    this.#driving++;
+    try {
+      const end = this.now() + maxTime;
+      for (let step = 0; step < maxSteps; step++) {
+        await this.#turns();
+        const { nextDue } = this.pending();
+        if (nextDue === null) return this.now();
+        if (nextDue > end) {
+          this.advance(end - this.now());
+          await this.#turns();
+          return this.now();
+        }
+        this.advance(nextDue - this.now());
+      }
+    } finally {
+      this.#driving--;
+    }
+    throw new Error(`settle(): still busy after ${maxSteps} steps (a cycle timer? pass maxTime)`);
+  }
+
+  /**
+   * @internal A promise that settles as `done` does. On a virtual clock, awaiting it lets time
+   * pass: the clock moves from timer to timer, as `settle()` moves it, until `done` settles
+   * (while a `settle()` or `runFor()` runs, that one moves it). A close over a simulated link
+   * awaits its peer across the link's latency: `await close()` then completes by itself, and a
+   * close nobody awaits (`void close()` inside a hook) leaves the clock alone.
+   */
+  _awaitTime<T>(done: Promise<T>): Promise<T> {
+    if (!this.virtual) return done;
+    return new TimeTaking<T>(done, () => this.#keepTimeFor(done));
+  }
+
+  #keepTimeFor(done: Promise<unknown>): void {
+    const awaited = this.#awaited;
+    awaited.add(done);
+    const settled = () => {
+      awaited.delete(done);
+      this.#wakeMover?.();
+    };
+    Promise.prototype.then.call(done, settled, settled);
+    if (!this.#movingTime) void this.#moveTime();
+  }
+
+  async #moveTime(): Promise<void> {
+    this.#movingTime = true;
+    try {
+      while (this.#awaited.size > 0) {
+        await this.#turns();
+        if (this.#awaited.size === 0 || this.#driving > 0) continue;
+        const { nextDue } = this.pending();
+        if (nextDue !== null) this.advance(nextDue - this.now());
+        // Nothing scheduled: wait for something to be (or for what is awaited to settle).
+        else await new Promise<void>((resolve) => (this.#wakeMover = resolve));
+        this.#wakeMover = null;
+      }
+    } finally {
+      this.#movingTime = false;
+    }
+  }
+
+  /** Let Node run a few turns: I/O callbacks, immediates and nextTicks queued by the last step. */
+  async #turns(): Promise<void> {
+    do {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    } while (this.pending().callbacks > 0);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
   #virtualTimer<A extends unknown[]>(timer: Timer, delay: number, period: number, fn: Fn<A>, args: A, set: Set<Timer>): Timer {
+    this.#wakeMover?.();
     const entry: VirtualEntry = { due: this.#virtualNow + delay, seq: this.#seq++, timer, period, run: () => {} };
     entry.run = () => {
       if (period === 0) this.#retire(timer, set);
@@ -339,7 +421,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   /**
    * Cancel every timer and close every channel gracefully; channels still open after
    * `stopTimeout` ms are destroyed. Resolves when all are closed, with how many closes were
-   * forced (by `stopTimeout` or by a channel's own close bound).
+   * forced (by `stopTimeout` or by a channel's own close bound). On a virtual clock, closes over
+   * simulated links take virtual time: stop() lets it pass (see `_awaitTime`).
    */
   async stop(): Promise<{ forced: number }> {
     for (const timer of [...this.#timers]) timer.cancel();
@@ -361,6 +444,30 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.#running = undefined;
     running?.resolve();
     return { forced: forced.size };
+  }
+}
+
+/** A promise whose first `then` (an `await`) calls `onAwait`: see Engine#_awaitTime. */
+class TimeTaking<T> extends Promise<T> {
+  static override get [Symbol.species]() {
+    return Promise;
+  }
+
+  #onAwait: (() => void) | null;
+
+  constructor(done: Promise<T>, onAwait: () => void) {
+    super((resolve, reject) => Promise.prototype.then.call(done, resolve, reject));
+    this.#onAwait = onAwait;
+  }
+
+  override then<R1 = T, R2 = never>(
+    onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    const onAwait = this.#onAwait;
+    this.#onAwait = null;
+    onAwait?.();
+    return super.then(onFulfilled, onRejected);
   }
 }
 

@@ -25,7 +25,7 @@ import {
 } from './errors.js';
 import { CHUNKS, NO_BYTES, ReadBuffer, compileDelimiter, decodeMatch, type CompiledDelimiter, type Delimiter, type FrameArgs } from './framing.js';
 import { FrameIterator, type FramesOptions } from './frames.js';
-import { connectMemory } from './memory.js';
+import { MemorySocket, connectMemory } from './memory.js';
 import { Struct, type StructInput } from './struct.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT,
@@ -1378,6 +1378,9 @@ export class Stream extends Channel<StreamEvents> {
       more.closed = Outcome.create<void>();
       if (this.#state === 'closed') more.closed.resolve();
     }
+    // On a virtual clock, a close over a simulated link waits out the link's latency:
+    // awaiting it lets that virtual time pass (see Engine#_awaitTime).
+    if (this.engine.virtual && this.#state !== 'closed' && this.#socket instanceof MemorySocket) return this.engine._awaitTime(more.closed.outcome);
     return more.closed.outcome;
   }
 

@@ -20,14 +20,6 @@ export interface SettleOptions {
   maxSteps?: number;
 }
 
-/** Let Node run a few turns: I/O callbacks, immediates and nextTicks queued by the last step. */
-async function turns(engine: Engine): Promise<void> {
-  do {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  } while (engine.pending().callbacks > 0);
-  await new Promise<void>((resolve) => setImmediate(resolve));
-}
-
 /**
  * Virtual clock: run until nothing more is scheduled, advancing the clock from one timer to
  * the next and letting each turn's work run in between. Resolves with the virtual time reached.
@@ -36,19 +28,7 @@ async function turns(engine: Engine): Promise<void> {
 export async function settle(engine: Engine, options: SettleOptions = {}): Promise<number> {
   if (!engine.virtual) throw new TypeError("settle() needs an Engine created with { clock: 'virtual' }");
   const { maxTime = Infinity, maxSteps = 100_000 } = options;
-  const end = engine.now() + maxTime;
-  for (let step = 0; step < maxSteps; step++) {
-    await turns(engine);
-    const { nextDue } = engine.pending();
-    if (nextDue === null) return engine.now();
-    if (nextDue > end) {
-      engine.advance(end - engine.now());
-      await turns(engine);
-      return engine.now();
-    }
-    engine.advance(nextDue - engine.now());
-  }
-  throw new Error(`settle(): still busy after ${maxSteps} steps (a cycle timer? pass maxTime)`);
+  return engine._settle(maxTime, maxSteps);
 }
 
 /** Virtual clock: let exactly `ms` of virtual time pass, running everything that falls due. */
