@@ -8,11 +8,20 @@
  * JSON: HELLO (server -> client: `{ version, packets: { name: id } }`), READY (client ->
  * server), REFUSE (`{ reason }`) and BYE (`{ reason }`).
  *
- * The server is authoritative: it sends HELLO on connect; the client checks that the protocol
- * version, the set of packet names and every id agree, and answers READY (then both sides call
- * `onReady` and may `send`) or REFUSE with the reason (then both sides call
- * `onHandshakeError` and close). `close({ reason })` sends BYE first, and the peer's
- * `onClose(reason)` receives it.
+ * The server sends HELLO on connect; the client checks that the protocol version and the set of
+ * packet names agree (in any order), and answers READY (then both sides call `onReady` and may
+ * `send`) or REFUSE with the reason (then both sides call `onHandshakeError` and close).
+ * The ids: strict (the default) when neither side is `adaptive`, every id must agree. An
+ * adaptive client adopts the server's ids; an adaptive server (HELLO says `adaptive: true`) is
+ * sent the strict client's table in READY (`{ packets }`) and adopts it. Adopted ids hold for
+ * that connection only (`activeRegistry`); the shared registry is never changed.
+ * `close({ reason })` sends BYE first, and the peer's `onClose(reason)` receives it.
+ *
+ * packetmq, the model: a 2-byte type id too (then msgpack), user ids from 16 up to its
+ * MAX_PACKET_ID 2^16 (which its own header cannot hold), ids 0-3 its handshake and softquit.
+ * Here the application has 0 to 0xFFEF and control sits above; ported ids 16-0xFFEF keep their
+ * numbers. Its adaptive handshake compared the name lists in order and went on after finding
+ * them unequal; here the names are a set and a mismatch ends the handshake.
  */
 import { Client } from './client.js';
 import { Connection } from './connection.js';
@@ -37,77 +46,141 @@ export interface PacketRegistryOptions {
   version?: number | string;
   /** Packet names to register: in order (ids 0, 1, ...) or with their ids. */
   packets?: readonly string[] | Readonly<Record<string, number>>;
+  /**
+   * Adopt the peer's ids when both sides have the same packet names (packetmq's
+   * `adaptPacketIds`). Default false: strict, every id must agree (or the peer adapts).
+   */
+  adaptive?: boolean;
+}
+
+/** Called by the default `onReceive` for a packet of its type. */
+export type PacketHandler = (data: unknown, channel: RegistryChannel) => void;
+
+/** A registered packet type, as `get(nameOrId)` returns it. */
+export interface PacketType {
+  readonly name: string;
+  readonly id: number;
+  readonly handler: PacketHandler | undefined;
 }
 
 /** A protocol: its version and its packet types, by name and id. */
 export class PacketRegistry {
   readonly version: number | string;
-  readonly #ids = new Map<string, number>();
-  readonly #names = new Map<number, string>();
+  readonly adaptive: boolean;
+  readonly #byName = new Map<string, PacketType>();
+  readonly #byId = new Map<number, PacketType>();
 
   constructor(options: PacketRegistryOptions = {}) {
     this.version = options.version ?? 1;
     if (typeof this.version !== 'string' && !Number.isFinite(this.version)) {
       throw new TypeError(`a protocol version must be a number or a string, got ${String(this.version)}`);
     }
+    this.adaptive = options.adaptive ?? false;
+    if (typeof this.adaptive !== 'boolean') throw new TypeError(`adaptive must be a boolean, got ${String(this.adaptive)}`);
     const { packets = [] } = options;
     if (Array.isArray(packets)) for (const name of packets) this.register(name as string);
     else for (const [name, id] of Object.entries(packets)) this.register(name, id);
   }
 
-  /** Register a packet type; without an id it gets the lowest free one. Returns the registry. */
-  register(name: string, id?: number): this {
+  /**
+   * Register a packet type, with its id (else it gets the lowest free one) and optionally the
+   * handler the default `onReceive` calls for it. Returns the registry.
+   */
+  register(name: string, idOrOptions?: number | { id?: number; handler?: PacketHandler }): this {
+    const { id: given, handler } = typeof idOrOptions === 'object' && idOrOptions !== null ? idOrOptions : { id: idOrOptions, handler: undefined };
     if (typeof name !== 'string' || name === '') throw new TypeError(`a packet name must be a non-empty string, got ${String(name)}`);
-    if (this.#ids.has(name)) throw new TypeError(`packet '${name}' is registered already (id ${this.#ids.get(name)})`);
+    if (this.#byName.has(name)) throw new TypeError(`packet '${name}' is registered already (id ${this.#byName.get(name)!.id})`);
+    if (handler !== undefined && typeof handler !== 'function') throw new TypeError(`the handler of packet '${name}' must be a function, got ${typeof handler}`);
+    let id = given;
     if (id === undefined) {
       id = 0;
-      while (this.#names.has(id)) id++;
+      while (this.#byId.has(id)) id++;
     }
     if (!Number.isInteger(id) || id < 0 || id > MAX_PACKET_ID) {
-      throw new RangeError(`packet id for '${name}' must be an integer from 0 to ${MAX_PACKET_ID} (higher ids are trews' control packets), got ${id}`);
+      throw new RangeError(`packet id for '${name}' must be an integer from 0 to ${MAX_PACKET_ID} (higher ids are trews' control packets), got ${String(id)}`);
     }
-    const taken = this.#names.get(id);
-    if (taken !== undefined) throw new TypeError(`packet id ${id} is taken by '${taken}'; '${name}' needs another`);
-    this.#ids.set(name, id);
-    this.#names.set(id, name);
+    const taken = this.#byId.get(id);
+    if (taken !== undefined) throw new TypeError(`packet id ${id} is taken by '${taken.name}'; '${name}' needs another`);
+    const type: PacketType = { name, id, handler };
+    this.#byName.set(name, type);
+    this.#byId.set(id, type);
     return this;
   }
 
+  /** The packet type with this name (a string) or id (a number). */
+  get(nameOrId: string | number): PacketType | undefined {
+    return typeof nameOrId === 'string' ? this.#byName.get(nameOrId) : this.#byId.get(nameOrId);
+  }
+
+  /** Unregister the packet type with this name or id; false if there was none. */
+  delete(nameOrId: string | number): boolean {
+    if (typeof nameOrId !== 'string' && typeof nameOrId !== 'number') throw new TypeError(`delete() takes a packet name or id, got ${typeof nameOrId}`);
+    const type = this.get(nameOrId);
+    if (type === undefined) return false;
+    this.#byName.delete(type.name);
+    this.#byId.delete(type.id);
+    return true;
+  }
+
   idOf(name: string): number | undefined {
-    return this.#ids.get(name);
+    return this.#byName.get(name)?.id;
   }
 
   nameOf(id: number): string | undefined {
-    return this.#names.get(id);
+    return this.#byId.get(id)?.name;
   }
 
   /** The registered names, in registration order. */
   get names(): string[] {
-    return [...this.#ids.keys()];
+    return [...this.#byName.keys()];
   }
 
   /** `{ name: id }` for every packet type (what the server sends in HELLO). */
   table(): Record<string, number> {
-    return Object.fromEntries(this.#ids);
+    return Object.fromEntries([...this.#byName.values()].map(({ name, id }) => [name, id]));
   }
 
-  /** Why a server's HELLO does not match this registry, or null if it does. */
+  /**
+   * Why a server's HELLO does not match this (the client's) registry, or null if it does: the
+   * version, the names (in any order), and the ids unless either side is adaptive.
+   */
   mismatch(hello: unknown): string | null {
-    const { version, packets } = (hello ?? {}) as { version?: unknown; packets?: unknown };
-    if (typeof packets !== 'object' || packets === null || Array.isArray(packets)) return 'malformed handshake: no packet table';
+    const { version, packets, adaptive } = (hello ?? {}) as { version?: unknown; packets?: unknown; adaptive?: unknown };
+    if (!isTable(packets)) return 'malformed handshake: no packet table';
     if (version !== this.version) return `protocol version differs: the server speaks ${JSON.stringify(version)}, the client ${JSON.stringify(this.version)}`;
-    const theirs = new Map(Object.entries(packets as Record<string, unknown>));
-    const serverOnly = [...theirs.keys()].filter((name) => !this.#ids.has(name));
-    const clientOnly = this.names.filter((name) => !theirs.has(name));
-    if (serverOnly.length > 0 || clientOnly.length > 0) {
-      const list = (names: string[]) => (names.length === 0 ? 'none' : names.map((n) => `'${n}'`).join(', '));
-      return `packet names differ: only the server has ${list(serverOnly)}; only the client has ${list(clientOnly)}`;
-    }
-    for (const [name, id] of this.#ids) {
-      if (theirs.get(name) !== id) return `packet ids differ: '${name}' is ${JSON.stringify(theirs.get(name))} on the server, ${id} on the client`;
+    const names = this.#namesDiffer(packets, 'client');
+    if (names !== null || this.adaptive || adaptive === true) return names;
+    for (const { name, id } of this.#byName.values()) {
+      if (packets[name] !== id) return `packet ids differ: '${name}' is ${JSON.stringify(packets[name])} on the server, ${id} on the client`;
     }
     return null;
   }
+
+  /**
+   * A copy of this registry (names, handlers) with the peer's ids, for one connection. Throws
+   * if the names differ or an id is not valid; `we` words the error from this side.
+   */
+  adopt(packets: unknown, we: 'server' | 'client'): PacketRegistry {
+    if (!isTable(packets)) throw new TypeError('malformed handshake: no packet table');
+    const names = this.#namesDiffer(packets, we);
+    if (names !== null) throw new TypeError(names);
+    const copy = new PacketRegistry({ version: this.version, adaptive: this.adaptive });
+    for (const { name, handler } of this.#byName.values()) copy.register(name, { id: packets[name] as number, handler });
+    return copy;
+  }
+
+  #namesDiffer(theirs: Record<string, unknown>, we: 'server' | 'client'): string | null {
+    const theirsOnly = Object.keys(theirs).filter((name) => !this.#byName.has(name));
+    const oursOnly = this.names.filter((name) => !Object.hasOwn(theirs, name));
+    if (theirsOnly.length === 0 && oursOnly.length === 0) return null;
+    const list = (names: string[]) => (names.length === 0 ? 'none' : names.map((n) => `'${n}'`).join(', '));
+    const [serverOnly, clientOnly] = we === 'client' ? [theirsOnly, oursOnly] : [oursOnly, theirsOnly];
+    return `packet names differ: only the server has ${list(serverOnly)}; only the client has ${list(clientOnly)}`;
+  }
+}
+
+function isTable(packets: unknown): packets is Record<string, unknown> {
+  return typeof packets === 'object' && packets !== null && !Array.isArray(packets);
 }
 
 /** The handshake failed: refused (by either side, `reason` says why) or timed out. */
@@ -148,6 +221,11 @@ export type RegistryEvents = Omit<PacketEvents, 'close'> & {
 export interface RegistryMembers {
   /** The protocol this side speaks; set it before connecting. */
   registry: PacketRegistry;
+  /**
+   * The packet table in force on this connection: `registry` itself, or, after an adaptive
+   * handshake that adopted the peer's ids, a copy of it with those ids.
+   */
+  readonly activeRegistry: PacketRegistry;
   codec: Codec;
   handshakeTimeout: number;
   /** True once the handshake succeeded: `send` works from then on. */
@@ -158,7 +236,7 @@ export interface RegistryMembers {
   send(name: string, data?: unknown): boolean;
   /** The handshake succeeded, on both sides. */
   onReady(): void;
-  /** A packet of a registered type arrived. */
+  /** A packet of a registered type arrived. The default calls the type's handler, if it has one. */
   onReceive(name: string, data: unknown): void;
   /** The handshake failed (refused by either side, or timed out). The default calls `onError`; the channel closes either way. */
   onHandshakeError(err: HandshakeError): void;
@@ -177,6 +255,8 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
     codec: Codec;
     handshakeTimeout: number;
     #ready = false;
+    /** Ids adopted from the peer in an adaptive handshake (else `registry` is in force). */
+    #adopted: PacketRegistry | null = null;
     #reason: string | undefined;
     #byeSent = false;
     #timer: Timer | null = null;
@@ -199,6 +279,10 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
       return this.#ready;
     }
 
+    get activeRegistry(): PacketRegistry {
+      return this.#adopted ?? this.registry;
+    }
+
     get closeReason(): string | undefined {
       return this.#reason;
     }
@@ -211,8 +295,7 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
     onReady(): void {}
 
     onReceive(name: string, data: unknown): void {
-      void name;
-      void data;
+      this.activeRegistry.get(name)?.handler?.(data, this as unknown as RegistryChannel);
     }
 
     onHandshakeError(err: HandshakeError): void {
@@ -225,8 +308,8 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
 
     send(name: string, data?: unknown): boolean {
       if (!this.#ready) throw new StateError(`send('${name}') on ${String(this)} before the handshake completed: send from onReady`);
-      const id = this.registry.idOf(name);
-      if (id === undefined) throw new TypeError(`unknown packet type '${name}'; registered: ${this.registry.names.join(', ') || 'none'}`);
+      const id = this.activeRegistry.idOf(name);
+      if (id === undefined) throw new TypeError(`unknown packet type '${name}'; registered: ${this.activeRegistry.names.join(', ') || 'none'}`);
       return this.#send(id, data === undefined ? EMPTY : encodeWith(this.codec, data, `packet '${name}'`));
     }
 
@@ -243,7 +326,9 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
         this.#timer = null;
         this.#fail(new HandshakeError(`no handshake within ${this.handshakeTimeout} ms`, false));
       });
-      if (this.#server) this.#send(HELLO, JSON.stringify({ version: this.registry.version, packets: this.registry.table() }));
+      if (!this.#server) return;
+      const { version, adaptive } = this.registry;
+      this.#send(HELLO, JSON.stringify({ version, packets: this.registry.table(), ...(adaptive ? { adaptive } : {}) }));
     }
 
     override onPacket(payload: Buffer): void {
@@ -255,7 +340,7 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
           this.#control(id, decodeWith(jsonCodec, body));
           return;
         }
-        const name = this.registry.nameOf(id);
+        const name = this.activeRegistry.nameOf(id);
         if (name === undefined) throw new CodecError(`packet id ${id} is not registered`);
         if (!this.#ready) {
           this.#refuse(`packet '${name}' arrived before the handshake completed`);
@@ -283,6 +368,9 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
         // HELLO goes only to the client, READY only to the server, each once.
         this.#refuse(`unexpected ${id === HELLO ? 'HELLO' : 'READY'} packet`);
       } else if (id === READY) {
+        // An adaptive server is sent the strict client's ids, which the client found to have our names.
+        const packets = (body as { packets?: unknown } | null)?.packets;
+        if (packets !== undefined && !this.#adopt(packets, 'server')) return;
         this.#becomeReady();
       } else {
         const mismatch = this.registry.mismatch(body);
@@ -290,8 +378,30 @@ export function Registry<T extends Constructor<Stream & PacketChannel>>(Base: T)
           this.#refuse(mismatch);
           return;
         }
-        this.#send(READY, '{}');
+        const packets = (body as { packets: unknown }).packets;
+        if (this.registry.adaptive) {
+          if (!this.#adopt(packets, 'client')) return;
+          this.#send(READY, '{}');
+        } else {
+          // A strict client of an adaptive server: the server takes these ids.
+          this.#send(READY, JSON.stringify((body as { adaptive?: unknown }).adaptive === true ? { packets: this.registry.table() } : {}));
+        }
         this.#becomeReady();
+      }
+    }
+
+    /** Take the peer's ids for this connection; false (and refused) if they cannot be taken. */
+    #adopt(packets: unknown, we: 'server' | 'client'): boolean {
+      if (!this.registry.adaptive) {
+        this.#refuse('unexpected packet table in READY: this side does not adopt ids');
+        return false;
+      }
+      try {
+        this.#adopted = this.registry.adopt(packets, we);
+        return true;
+      } catch (err) {
+        this.#refuse(err instanceof Error ? err.message : String(err));
+        return false;
       }
     }
 

@@ -1,7 +1,8 @@
 /**
- * Typed packets: the registry, the handshake (server authoritative), refusals with a reason
- * on both sides, a close that tells the peer why, and the id space (control ids never collide
- * with application ids; the largest id fits the 2-byte header).
+ * Typed packets: the registry (lookup and delete by name or id, handlers), the handshake
+ * (strict, or adaptive on either side as packetmq's), refusals with a reason on both sides, a
+ * close that tells the peer why, and the id space (control ids never collide with application
+ * ids; the largest id fits the 2-byte header).
  */
 import { describe, expect, it } from 'vitest';
 import * as msgpack from '@msgpack/msgpack';
@@ -58,6 +59,25 @@ describe('PacketRegistry', () => {
     expect(r.table()).toEqual({ 'a:x': 5, 'a:y': 0, 'a:z': 1 });
     expect([r.idOf('a:x'), r.nameOf(1), r.idOf('nope'), r.version]).toEqual([5, 'a:z', undefined, 1]);
     expect(new PacketRegistry({ packets: { p: 3, q: 4 } }).names).toEqual(['p', 'q']);
+  });
+
+  it('looks packet types up, and deletes them, by name or by id', () => {
+    const handler = () => {};
+    const r = new PacketRegistry({ packets: ['a:x', 'a:y'] }).register('a:z', { id: 7, handler });
+    expect(r.get('a:y')).toEqual({ name: 'a:y', id: 1, handler: undefined });
+    expect(r.get(7)).toEqual({ name: 'a:z', id: 7, handler });
+    expect(r.get('a:z')!.handler).toBe(handler);
+    expect([r.get('nope'), r.get(3), r.get('7')]).toEqual([undefined, undefined, undefined]);
+    expect(r.delete('a:x')).toBe(true);
+    expect(r.delete(7)).toBe(true);
+    expect([r.delete('a:x'), r.delete(7), r.delete(99)]).toEqual([false, false, false]);
+    expect(r.table()).toEqual({ 'a:y': 1 });
+    expect([r.idOf('a:x'), r.nameOf(7), r.get(0)]).toEqual([undefined, undefined, undefined]);
+    // Both the name and the id are free again.
+    expect(r.register('a:x', 7).register('a:w').table()).toEqual({ 'a:y': 1, 'a:x': 7, 'a:w': 0 });
+    expect(() => r.delete({} as never)).toThrow('delete() takes a packet name or id, got object');
+    expect(() => r.register('a:v', { handler: 'no' as never })).toThrow(/handler of packet 'a:v' must be a function/);
+    expect(() => new PacketRegistry({ adaptive: 'yes' as never })).toThrow(TypeError);
   });
 
   it('a registry channel does not reconnect (a new connection needs a new handshake)', () => {
@@ -173,6 +193,127 @@ describe('handshake', () => {
     expect(errors[0]).toMatchObject({ reason: "packet 'app:chat' arrived before the handshake completed" });
     expect(errors[1]).toBeInstanceOf(CodecError);
     expect(errors[1]!.message).toBe('packet id 999 is not registered');
+  });
+});
+
+describe('adaptive handshake (packetmq): one side adopts the other\'s ids when the names are the same set', () => {
+  const ordered = (names: string[], adaptive = false) => new PacketRegistry({ version: 2, packets: names, adaptive });
+  const SERVER_ORDER = ['app:join', 'app:chat', 'app:leave'];
+  const CLIENT_ORDER = ['app:leave', 'app:join', 'app:chat'];
+
+  /** Each side sends every packet type once; each must arrive under its own name. */
+  async function exchange(engine: Engine, client: RegistryChannel, conn: RegistryChannel, clientSide: Side, serverSide: Side) {
+    for (const name of CLIENT_ORDER) client.send(name, `from client: ${name}`);
+    for (const name of SERVER_ORDER) conn.send(name, `from server: ${name}`);
+    await settle(engine);
+    expect(serverSide.received).toEqual(CLIENT_ORDER.map((name) => [name, `from client: ${name}`]));
+    expect(clientSide.received).toEqual(SERVER_ORDER.map((name) => [name, `from server: ${name}`]));
+  }
+
+  it('an adaptive client takes the strict server\'s ids; the shared registry is left as it was', async () => {
+    const clientRegistry = ordered(CLIENT_ORDER, true);
+    const { engine, client, conn, clientSide, serverSide } = await connect(ordered(SERVER_ORDER), clientRegistry);
+    expect([clientSide.ready, serverSide.ready]).toEqual([1, 1]);
+    expect(client.activeRegistry.table()).toEqual({ 'app:leave': 2, 'app:join': 0, 'app:chat': 1 });
+    expect(clientRegistry.table()).toEqual({ 'app:leave': 0, 'app:join': 1, 'app:chat': 2 });
+    expect(conn.activeRegistry).toBe(conn.registry);
+    await exchange(engine, client, conn, clientSide, serverSide);
+  });
+
+  it('an adaptive server takes each strict client\'s ids, per connection', async () => {
+    const serverRegistry = ordered(SERVER_ORDER, true);
+    const first = await connect(serverRegistry, ordered(CLIENT_ORDER));
+    expect([first.clientSide.ready, first.serverSide.ready]).toEqual([1, 1]);
+    expect(first.conn.activeRegistry.table()).toEqual({ 'app:join': 1, 'app:chat': 2, 'app:leave': 0 });
+    expect(first.client.activeRegistry).toBe(first.client.registry);
+    await exchange(first.engine, first.client, first.conn, first.clientSide, first.serverSide);
+    // Another client, another order, on the same server registry: its own ids, the first's untouched.
+    const second = await connect(serverRegistry, ordered(['app:chat', 'app:leave', 'app:join']), first.engine);
+    expect(second.conn.activeRegistry.table()).toEqual({ 'app:join': 2, 'app:chat': 0, 'app:leave': 1 });
+    expect(first.conn.activeRegistry.table()).toEqual({ 'app:join': 1, 'app:chat': 2, 'app:leave': 0 });
+    expect(serverRegistry.table()).toEqual({ 'app:join': 0, 'app:chat': 1, 'app:leave': 2 });
+  });
+
+  it('both adaptive: the server\'s ids hold', async () => {
+    const { engine, client, conn, clientSide, serverSide } = await connect(ordered(SERVER_ORDER, true), ordered(CLIENT_ORDER, true));
+    expect(client.activeRegistry.table()).toEqual(conn.registry.table());
+    expect(conn.activeRegistry).toBe(conn.registry);
+    await exchange(engine, client, conn, clientSide, serverSide);
+  });
+
+  it('names that differ are still refused, with the reason, whichever side adapts', async () => {
+    const reason = "packet names differ: only the server has 'app:leave'; only the client has 'app:whisper'";
+    for (const [serverAdapts, clientAdapts] of [
+      [false, true],
+      [true, false],
+      [true, true],
+    ]) {
+      const { clientSide, serverSide } = await connect(ordered(SERVER_ORDER, serverAdapts), ordered(['app:whisper', 'app:join', 'app:chat'], clientAdapts));
+      expect(clientSide.handshakeErrors.map((e) => [e.reason, e.byPeer])).toEqual([[reason, false]]);
+      expect(serverSide.handshakeErrors.map((e) => [e.reason, e.byPeer])).toEqual([[reason, true]]);
+      expect(clientSide.ready + serverSide.ready).toBe(0);
+    }
+    // A version mismatch too.
+    const { serverSide } = await connect(ordered(SERVER_ORDER, true), new PacketRegistry({ version: 3, packets: SERVER_ORDER, adaptive: true }));
+    expect(serverSide.handshakeErrors[0]!.reason).toBe('protocol version differs: the server speaks 2, the client 3');
+  });
+
+  it('a READY carrying a table: refused by a strict server, checked by an adaptive one', async () => {
+    const READY = 0xfffe;
+    const controlPacket = (id: number, body: unknown) => {
+      const json = Buffer.from(JSON.stringify(body));
+      const head = Buffer.alloc(6);
+      head.writeUInt32BE(2 + json.length, 0);
+      head.writeUInt16BE(id, 4);
+      return Buffer.concat([head, json]);
+    };
+    const cases: Array<[boolean, unknown, string]> = [
+      [false, { 'app:join': 0, 'app:chat': 1, 'app:leave': 2 }, 'unexpected packet table in READY: this side does not adopt ids'],
+      [true, { 'app:join': 0, 'app:chat': 1 }, "packet names differ: only the server has 'app:leave'; only the client has none"],
+      [true, { 'app:join': 0, 'app:chat': 0, 'app:leave': 2 }, "packet id 0 is taken by 'app:join'; 'app:chat' needs another"],
+      [true, { 'app:join': 0, 'app:chat': 0xfffc, 'app:leave': 2 }, "packet id for 'app:chat' must be an integer from 0 to 65519 (higher ids are trews' control packets), got 65532"],
+      [true, ['app:join'], 'malformed handshake: no packet table'],
+    ];
+    for (const [adaptive, packets, reason] of cases) {
+      const engine = testEngine({ clock: 'virtual' });
+      const address = memoryAddress('ready-table');
+      const errors: HandshakeError[] = [];
+      class Conn extends RegistryConnection {
+        override registry = ordered(SERVER_ORDER, adaptive);
+        override onHandshakeError(err: HandshakeError) {
+          errors.push(err);
+        }
+      }
+      await new Server(Conn, { engine }).listen(address);
+      const raw = new Client({ engine });
+      void raw.connect(address);
+      raw.write(controlPacket(READY, { packets }));
+      await settle(engine);
+      expect(errors.map((e) => e.reason)).toEqual([reason]);
+    }
+  });
+
+  it('strict on both sides: the same ids registered in another order are fine; other ids are not', async () => {
+    const { clientSide } = await connect(new PacketRegistry({ packets: { a: 0, b: 1 } }), new PacketRegistry({ packets: { b: 1, a: 0 } }));
+    expect(clientSide.ready).toBe(1);
+    const refused = await connect(ordered(SERVER_ORDER), ordered(CLIENT_ORDER));
+    expect(refused.clientSide.handshakeErrors[0]!.reason).toBe("packet ids differ: 'app:leave' is 2 on the server, 0 on the client");
+  });
+
+  it('the default onReceive calls the handler registered for the type, found by the id on the wire', async () => {
+    const got: Array<[string, unknown, boolean]> = [];
+    const serverRegistry = new PacketRegistry({ packets: ['app:a', 'app:b'], adaptive: true });
+    let conn: RegistryChannel | undefined;
+    serverRegistry.delete('app:b');
+    serverRegistry.register('app:b', { id: 9, handler: (data, channel) => got.push(['app:b', data, channel === conn]) });
+    const clientRegistry = new PacketRegistry({ packets: ['app:b', 'app:a'] });
+    const pairUp = await connect(serverRegistry, clientRegistry);
+    conn = pairUp.conn;
+    pairUp.client.send('app:b', 'hello');
+    pairUp.client.send('app:a', 'no handler');
+    await settle(pairUp.engine);
+    expect(got).toEqual([['app:b', 'hello', true]]);
+    expect(pairUp.serverSide.received.map(([name]) => name)).toEqual(['app:b', 'app:a']);
   });
 });
 
