@@ -8,6 +8,7 @@
 import * as http from 'node:http';
 import { Connection, Server, type Engine, type OverflowError } from '../../src/index.js';
 import { WebSocketConnection, WebSocketServer } from '../../src/websocket/index.js';
+import type { RedisBus } from '../../src/redis/index.js';
 import { CHAT_PAGE } from './page.js';
 
 const NICK = /^[A-Za-z0-9_-]{1,20}$/;
@@ -36,11 +37,20 @@ export interface Chatter {
 
 /**
  * Who is in the chat. One room is shared by all the servers of a chat (TCP and Unix), since
- * each server only knows its own connections.
+ * each server only knows its own connections. `share()` joins it with the same room in other
+ * processes; nicknames and `/who` stay per process.
  */
 export class ChatRoom {
   /** Members with a nickname, in order of arrival. */
   readonly #members = new Set<Chatter>();
+  /** Carries what is said here to the room's other processes; null while the room is not shared. */
+  #relay: ((text: string) => void) | null = null;
+
+  /** Share the room with every process whose room shares `topic` on the same Redis: each hears what the others say. */
+  share(bus: RedisBus, topic = 'chat'): void {
+    bus.subscribe(topic, (text) => this.deliver(text.toString()));
+    this.#relay = (text) => bus.publish(topic, text);
+  }
 
   get nicknames(): string[] {
     return [...this.#members].map((member) => member.nick!);
@@ -72,12 +82,18 @@ export class ChatRoom {
     if (this.#members.delete(member)) this.send(`* ${member.nick} has left\n`);
   }
 
-  /**
-   * Send `text` to every member still connected, except `except`. A member who is not reading
-   * (their write buffer is at its high-water mark) misses the line: queueing the whole room's
-   * traffic for them would grow memory without bound.
-   */
+  /** Send `text` to every member, except `except`, here and in the room's other processes. */
   send(text: string, except?: Chatter): void {
+    this.#relay?.(text);
+    this.deliver(text, except);
+  }
+
+  /**
+   * Send `text` to this process's members still connected, except `except`. A member who is not
+   * reading (their write buffer is at its high-water mark) misses the line: queueing the whole
+   * room's traffic for them would grow memory without bound.
+   */
+  deliver(text: string, except?: Chatter): void {
     for (const member of this.#members) {
       if (member !== except && member.connected && !fallenBehind(member)) member.write(text);
     }
@@ -279,6 +295,8 @@ export interface ChatOptions {
   webPort?: number;
   /** The engine to run in (default: the process-wide one). */
   engine?: Engine;
+  /** A `redis://` URL: share the room with every chat process using this Redis (trews/redis). Omit for a chat of its own. */
+  redis?: string;
 }
 
 export interface RunningChat {
@@ -292,15 +310,18 @@ export interface RunningChat {
   path: string | null;
   /** The HTTP port of the web page, or null. */
   webPort: number | null;
+  /** The bus the room is shared through, or null. */
+  bus: RedisBus | null;
   /** Stop listening and close every connection. */
   close(): Promise<void>;
 }
 
 /** Start a chat on a TCP port, a Unix socket path and a web port (any of them), sharing one room. */
-export async function startChat({ port, path, webPort, engine }: ChatOptions): Promise<RunningChat> {
+export async function startChat({ port, path, webPort, engine, redis }: ChatOptions): Promise<RunningChat> {
   const room = new ChatRoom();
   const servers: ChatServer[] = [];
   let web: Awaited<ReturnType<typeof startWebChat>> | null = null;
+  let bus: RedisBus | null = null;
   const close = async () => {
     await Promise.all([...servers.map((server) => server.close()), web?.server.close()]);
     if (web !== null) {
@@ -310,9 +331,17 @@ export async function startChat({ port, path, webPort, engine }: ChatOptions): P
         page.closeAllConnections(); // browsers keep page loads alive
       });
     }
+    await bus?.close(); // last: the other processes hear who left
   };
   let tcp: number | null = null;
   try {
+    if (redis !== undefined) {
+      // Loaded only when asked for: ioredis is an optional dependency of trews.
+      const { RedisBus } = await import('../../src/redis/index.js');
+      bus = new RedisBus({ redis, channel: 'trews-chat', engine });
+      room.share(bus);
+      await reachRedis(bus, redis);
+    }
     if (port !== undefined) {
       const server = new ChatServer(room, { engine });
       servers.push(server);
@@ -330,5 +359,18 @@ export async function startChat({ port, path, webPort, engine }: ChatOptions): P
     await close();
     throw err;
   }
-  return { room, servers, web: web?.server ?? null, port: tcp, path: path ?? null, webPort: web?.port ?? null, close };
+  return { room, servers, web: web?.server ?? null, port: tcp, path: path ?? null, webPort: web?.port ?? null, bus, close };
+}
+
+/** Wait for the bus to connect and subscribe; a chat that cannot reach Redis at start is misconfigured. */
+async function reachRedis(bus: RedisBus, url: string, ms = 10_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`cannot reach Redis at ${url} within ${ms / 1000} s`)), ms);
+  });
+  try {
+    await Promise.race([bus.ready(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

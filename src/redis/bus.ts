@@ -162,7 +162,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     await Promise.all(this.#subscribing);
   }
 
-  /** Detach every server and close both Redis connections. */
+  /** Detach every server and close both Redis connections, once what was published has gone out. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -172,6 +172,9 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     this.#dropped += this.#queue.length;
     this.#queue = [];
     this.#queuedBytes = 0;
+    // Publishes wait a turn to go out together (auto-pipelining); QUIT would overtake them.
+    // A PING rides the same pipeline: once it is answered, everything before it is out.
+    if (this.connected) await this.#publisher.ping().catch(() => {});
     await Promise.all([this.#publisher, this.#subscriber].map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
   }
 
