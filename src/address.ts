@@ -6,7 +6,7 @@
  * any other string or `{ path }` (Unix socket path; a leading '\0' is a Linux abstract name).
  * Out: `{ address, port, family }` for TCP and UDP, the path string for Unix sockets.
  */
-import { isIP, type AddressInfo } from 'node:net';
+import { isIP, isIPv4, type AddressInfo } from 'node:net';
 import type { LinkOptions } from './memory.js';
 
 export type Family = 'IPv4' | 'IPv6';
@@ -139,9 +139,23 @@ export function toAddress(
   if (info == null) return null;
   if (typeof info === 'string') return info.length > 0 ? info : null;
   if (typeof info.address !== 'string' || typeof info.port !== 'number') return null;
+  const v4 = mappedIPv4(info.address);
+  if (v4 !== null) return { address: v4, port: info.port, family: 'IPv4' };
   const fam = info.family;
   const family: Family = fam === 'IPv6' || fam === 6 || (fam === undefined && info.address.includes(':')) ? 'IPv6' : 'IPv4';
   return { address: info.address, port: info.port, family };
+}
+
+/**
+ * The IPv4 address inside an IPv4-mapped IPv6 address (`'::ffff:127.0.0.1'` gives
+ * `'127.0.0.1'`), null for any other address. An IPv4 peer of a dual-stack (`'::'`) socket
+ * reaches it under such an address; trews reports it as the IPv4 peer it is (and replies to
+ * `'127.0.0.1'` on such a socket are mapped back when sent).
+ */
+export function mappedIPv4(address: string): string | null {
+  if (address.length > 22 || !/^::ffff:/i.test(address)) return null;
+  const v4 = address.slice(7);
+  return isIPv4(v4) ? v4 : null;
 }
 
 /** `127.0.0.1:80`, `[::1]:80`, a path (abstract names shown with a leading '@'), or `-`. */

@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Channel, Outcome, defineFieldAccessors, describeBriefly, eventOf, type ChannelEvents, type ChannelOptions } from './channel.js';
 import { observingClose, publishClose, publishError } from './diagnostics.js';
 import { debug, type Timer } from './engine.js';
-import { formatAddress, parseAddress, toAddress, type AddressInput, type Family, type InetAddress } from './address.js';
+import { formatAddress, mappedIPv4, parseAddress, toAddress, type AddressInput, type Family, type InetAddress } from './address.js';
 import {
   ClosedError,
   ListenError,
@@ -408,8 +408,9 @@ export class Datagram extends Channel<DatagramEvents> {
     socket.on('message', this.#onMessage);
     socket.on('error', this.#onSocketError);
     socket.on('close', this.#onSocketClose);
-    this.#local = toAddress(socket.address()) as InetAddress;
-    this.#v4Socket = this.#local.family === 'IPv4';
+    const bound = socket.address();
+    this.#local = toAddress(bound) as InetAddress;
+    this.#v4Socket = bound.family === 'IPv4';
     // '::' without ipv6Only reaches IPv4 peers too: a bare port means 127.0.0.1 there as well.
     this.#loopback = this.#v4Socket || (this.#local.address === '::' && !v6Only) ? '127.0.0.1' : '::1';
     const queue = this.#queue;
@@ -516,7 +517,9 @@ export class Datagram extends Channel<DatagramEvents> {
       this._hookThrew('onRead', err);
       return;
     }
-    const address: InetAddress = { address: rinfo.address, port: rinfo.port, family: rinfo.family as Family };
+    // An IPv4 peer of a dual-stack socket arrives as ::ffff:a.b.c.d: report it as IPv4.
+    const v4 = rinfo.family === 'IPv6' ? mappedIPv4(rinfo.address) : null;
+    const address: InetAddress = v4 === null ? { address: rinfo.address, port: rinfo.port, family: rinfo.family as Family } : { address: v4, port: rinfo.port, family: 'IPv4' };
     if (this.#compiled.kind !== 'chunk') return this.#frame(msg, address);
     // Fast path: each datagram whole, no per-sender state (unless left from an earlier delimiter).
     if (this.#senders.size !== 0) this.#flushSender(address);
@@ -775,6 +778,16 @@ export class Datagram extends Channel<DatagramEvents> {
       // Binding: #bound sends the queue, then closes.
     }
     return this.#closedOutcome.outcome;
+  }
+
+  /**
+   * Flush, then close (Pants' `end()`): datagrams already written, including those waiting
+   * for the socket to bind, are handed to the OS, then the socket closes. Resolves after
+   * `onClose`. The same as `close()` with its default `flush`, under the name Pants code
+   * uses; a datagram socket has no half-close (`Stream.end()` sends FIN and keeps reading).
+   */
+  end(): Promise<void> {
+    return this.close(true);
   }
 
   /** True if the last flushing close ran out of time and was forced. */

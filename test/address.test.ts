@@ -1,6 +1,9 @@
+import net from 'node:net';
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { parseAddress, toAddress, formatAddress, type AddressInput } from '../src/address.js';
+import { mappedIPv4, parseAddress, toAddress, formatAddress, type AddressInput } from '../src/address.js';
+import { Client, Connection, Server, type Address } from '../src/index.js';
+import { deferred, testEngine } from './helpers.js';
 
 /** What the error message must name: every accepted address form. */
 const FORMS = [/port number/, /\[host, port\]/, /\{ host, port \}/, /'host:port'/, /\[ipv6\]:port/, /path/];
@@ -169,6 +172,16 @@ describe('toAddress', () => {
     ]);
   });
 
+  it("an IPv4-mapped IPv6 address (an IPv4 peer of a '::' socket) is reported as IPv4", () => {
+    expect(toAddress({ address: '::ffff:127.0.0.1', port: 80, family: 'IPv6' })).toEqual({ address: '127.0.0.1', port: 80, family: 'IPv4' });
+    expect(toAddress({ address: '::FFFF:10.1.2.3', port: 1, family: 'IPv6' })).toEqual({ address: '10.1.2.3', port: 1, family: 'IPv4' });
+    // Other IPv6 addresses, including other embeddings of IPv4, stay as they are.
+    for (const address of ['::1', '::', '::ffff:7f00:1', '64:ff9b::127.0.0.1', '::ffff:0:127.0.0.1', '::ffff:300.0.0.1']) {
+      expect(mappedIPv4(address)).toBeNull();
+      expect(toAddress({ address, port: 1, family: 'IPv6' })).toEqual({ address, port: 1, family: 'IPv6' });
+    }
+  });
+
   it('a path string stays a path; nothing becomes null', () => {
     expect(toAddress('/tmp/x.sock')).toBe('/tmp/x.sock');
     expect(toAddress('\0abstract')).toBe('\0abstract');
@@ -205,5 +218,54 @@ describe('addresses go back in as they came out', () => {
     expect(parseAddress({ address: '::1', port: 80, family: 'IPv6' })).toEqual({ kind: 'inet', host: '::1', port: 80 });
     expect(parseAddress({ address: '127.0.0.2', port: 0 })).toEqual({ kind: 'inet', host: '127.0.0.2', port: 0 });
     expect(() => parseAddress({ address: '127.0.0.1', port: 70000 })).toThrow(RangeError);
+  });
+});
+
+describe('IPv4 peers of a dual-stack TCP listener', () => {
+  it("read as { address: '127.0.0.1', family: 'IPv4' } on both ends, in onAccept and in onClose; IPv6 peers stay IPv6", async () => {
+    const engine = testEngine();
+    const seen: Array<[string, Address | null, Address | null]> = [];
+    const closed = deferred();
+    class Echo extends Connection {
+      override onRead(data: Buffer) {
+        this.write(data);
+      }
+      override onClose() {
+        seen.push(['close', this.remoteAddress, this.localAddress]);
+        closed.resolve();
+      }
+    }
+    class Dual extends Server {
+      override onAccept(connection: Echo) {
+        seen.push(['accept', connection.remoteAddress, connection.localAddress]);
+      }
+    }
+    const server = new Dual(Echo, { engine });
+    await server.listen(0); // '::' where IPv6 exists: IPv4 peers arrive as ::ffff:127.0.0.1
+    const { port, address: listening } = server.localAddress as { port: number; address: string };
+    const client = new Client({ engine, encoding: 'utf8' });
+    const echoed = deferred<string>();
+    client.on('read', (data: string) => echoed.resolve(data));
+    await client.connect(['127.0.0.1', port]);
+    client.write('ping');
+    expect(await echoed.promise).toBe('ping');
+    const clientPort = (client.localAddress as { port: number }).port;
+    await client.close();
+    await closed.promise;
+    const peer = { address: '127.0.0.1', port: clientPort, family: 'IPv4' };
+    const local = { address: '127.0.0.1', port, family: 'IPv4' };
+    expect(seen).toEqual([
+      ['accept', peer, local],
+      ['close', peer, local],
+    ]);
+    expect(client.remoteAddress).toEqual(local);
+    if (listening !== '::') return; // no IPv6 here
+    expect(server.localAddress).toMatchObject({ address: '::', family: 'IPv6' });
+    // An IPv6 peer of the same listener stays IPv6.
+    const six = new Client({ engine });
+    await six.connect(['::1', port]);
+    expect(six.remoteAddress).toEqual({ address: '::1', port, family: 'IPv6' });
+    await six.close();
+    await server.close();
   });
 });

@@ -439,7 +439,11 @@ describe('addresses', () => {
     await v6.send('six', portOf(echo), '::1');
     await waitUntil(() => v4.messages.length === 1 && v6.messages.length === 1, 'both echoes');
     expect([v4.texts, v6.texts]).toEqual([['four'], ['six']]);
-    expect(got.map(([, from]) => from.address).sort()).toEqual(['::1', '::ffff:127.0.0.1']);
+    // The IPv4 peer reads as IPv4 (not ::ffff:127.0.0.1), and the echo reached it at that address.
+    expect(got.map(([, from]) => from).sort((a, b) => a.family.localeCompare(b.family))).toEqual([
+      { address: '127.0.0.1', port: v4.port, family: 'IPv4' },
+      { address: '::1', port: v6.port, family: 'IPv6' },
+    ]);
     // A dual-stack socket sends to IPv4 literals, IPv6 literals and bare ports (127.0.0.1).
     echo.write('v4 literal', ['127.0.0.1', v4.port]);
     echo.write('bare port', v4.port);
@@ -552,6 +556,36 @@ describe('hooks and lifecycle', () => {
     const g = new Datagram({ engine });
     await g.close(); // never bound
     expect(g.closed).toBe(true);
+  });
+
+  it("end() (Pants' flush, then close) sends every datagram written, even before the socket was bound, then closes; it resolves after onClose", async () => {
+    const engine = testEngine();
+    const peer = await UdpPeer.open();
+    const order: string[] = [];
+    class Sender extends Datagram {
+      override onClose() {
+        order.push('onClose');
+      }
+    }
+    // The first write binds the socket; end() while it binds still sends all that waited.
+    const early = new Datagram({ engine });
+    for (let i = 0; i < 100; i++) early.write(`early ${i}`, peer.port);
+    await early.end();
+    expect(early.closed).toBe(true);
+    const d = new Sender({ engine });
+    await d.listen(['127.0.0.1', 0]);
+    for (let i = 0; i < 100; i++) d.write(`late ${i}`, peer.port);
+    await d.end().then(() => order.push('end() resolved'));
+    expect(d.closed).toBe(true);
+    expect(d.forced).toBe(false);
+    expect(order).toEqual(['onClose', 'end() resolved']);
+    expect(() => d.write('too late', peer.port)).toThrow(ClosedError);
+    await waitUntil(() => peer.messages.length === 200, '200 datagrams');
+    expect(peer.texts.filter((t) => t.startsWith('early'))).toHaveLength(100);
+    // Never bound, nothing written: end() closes at once.
+    const idle = new Datagram({ engine });
+    await idle.end();
+    expect(idle.closed).toBe(true);
   });
 
   it('a failed listen (EADDRINUSE) goes to onListenError, rejects listen() and closes; an ignored promise is harmless', async () => {

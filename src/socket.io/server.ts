@@ -9,7 +9,7 @@ import type * as https from 'node:https';
 import type * as net from 'node:net';
 import { Channel, Outcome, type ChannelEvents, type ChannelOptions } from '../channel.js';
 import { debug, type Timer } from '../engine.js';
-import { formatAddress, parseAddress, toAddress, type Address, type AddressInput } from '../address.js';
+import { formatAddress, parseAddress, toAddress, type Address, type AddressInput, type InetAddress } from '../address.js';
 import { ListenError, StateError } from '../errors.js';
 import { WebSocketServer } from '../websocket/server.js';
 import { SocketConnection, type SocketConnectionClass } from './connection.js';
@@ -331,7 +331,7 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> implements Rel
     const info: RequestInfo = {
       query: Object.fromEntries(url.searchParams),
       headers: request.headers,
-      address: request.socket.remoteAddress === undefined ? null : { address: request.socket.remoteAddress, port: request.socket.remotePort!, family: request.socket.remoteFamily! },
+      address: toAddress({ address: request.socket.remoteAddress, port: request.socket.remotePort, family: request.socket.remoteFamily }) as InetAddress | null,
     };
     session.listener = new SocketIOClient(this, session, info);
     return session;
