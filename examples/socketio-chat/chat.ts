@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Engine } from '../../src/index.js';
-import { SocketConnection, SocketIOServer, event, type CloseReason } from '../../src/socket.io/index.js';
+import { SocketConnection, SocketIOServer, event, type CloseReason, type TransportName } from '../../src/socket.io/index.js';
 import { chatLine, greet, type ChatRoom, type Chatter } from '../chat/chat.js';
 import { SOCKETIO_PAGE } from './page.js';
 
@@ -18,7 +18,7 @@ import { SOCKETIO_PAGE } from './page.js';
 export class ChatIOServer extends SocketIOServer {
   constructor(
     readonly room: ChatRoom,
-    options: { engine?: Engine } = {},
+    options: { engine?: Engine; transports?: readonly TransportName[] } = {},
   ) {
     super(ChatIOConnection, options);
   }
@@ -69,12 +69,17 @@ export interface RunningSocketChat {
   close(): Promise<void>;
 }
 
-/** Serve the page, socket.io-client's bundle and the Socket.IO endpoint on one HTTP port, in `room`. */
-export async function startSocketChat(room: ChatRoom, port: number, engine?: Engine): Promise<RunningSocketChat> {
+/**
+ * Serve the page, socket.io-client's bundle and the Socket.IO endpoint on one HTTP port, in
+ * `room`. `transports: ['websocket']` (the server's and the page's) suits processes sharing a
+ * port (node:cluster): one WebSocket stays with one process, where polling requests would not.
+ */
+export async function startSocketChat(room: ChatRoom, port: number, engine?: Engine, { transports }: { transports?: readonly TransportName[] } = {}): Promise<RunningSocketChat> {
   const bundle = readFileSync(BUNDLE);
+  const page = transports === undefined ? SOCKETIO_PAGE : SOCKETIO_PAGE.replace('io()', `io({ transports: ${JSON.stringify(transports)} })`);
   const web = http.createServer((request, response) => {
     if (request.url === '/' || request.url === '/index.html') {
-      response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }).end(SOCKETIO_PAGE);
+      response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }).end(page);
     } else if (request.url === '/socket.io.min.js') {
       response.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' }).end(bundle);
     } else {
@@ -88,7 +93,7 @@ export async function startSocketChat(room: ChatRoom, port: number, engine?: Eng
       resolve();
     });
   });
-  const server = new ChatIOServer(room, { engine }).attach(web);
+  const server = new ChatIOServer(room, { engine, ...(transports !== undefined && { transports }) }).attach(web);
   const close = async () => {
     await server.close();
     await new Promise<void>((resolve) => {
