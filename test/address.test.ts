@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { mappedIPv4, parseAddress, toAddress, formatAddress, type AddressInput } from '../src/address.js';
