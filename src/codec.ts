@@ -73,31 +73,45 @@ export function createJsonCodec(options: JsonCodecOptions = {}): Codec {
     },
     decode(payload: Buffer): unknown {
       const text = payload.toString('utf8');
+      if (!text.includes('NaN') && !text.includes('Infinity')) return JSON.parse(text);
+      // Bare tokens outside strings become what JSON.parse takes: 1e999 is read as Infinity,
+      // NaN a sentinel string turned back afterwards (a walk: a reviver costs 4x the parse).
+      let nan = false;
+      const rewritten = text.replace(STRING_OR_NON_FINITE, (match: string, token: string | undefined) => {
+        if (token === undefined) return match;
+        if (token !== 'NaN') return token === 'Infinity' ? '1e999' : '-1e999';
+        nan = true;
+        return NAN_LITERAL;
+      });
+      if (rewritten === text) return JSON.parse(text);
+      let value: unknown;
       try {
-        return JSON.parse(text);
-      } catch (err) {
-        // The slow path, only for text strict JSON refused: bare tokens outside strings become
-        // sentinel strings (Infinity becomes 1e999, which JSON.parse reads as Infinity).
-        let nan = false;
-        const rewritten = text.replace(STRING_OR_NON_FINITE, (match: string, token: string | undefined) => {
-          if (token === undefined) return match;
-          if (token !== 'NaN') return token === 'Infinity' ? '1e999' : '-1e999';
-          nan = true;
-          return NAN_LITERAL;
-        });
-        if (rewritten === text) throw err;
-        try {
-          if (!nan) return JSON.parse(rewritten);
-          return JSON.parse(rewritten, (key, v: unknown) => {
-            if (key === NAN_STRING) throw err;
-            return v === NAN_STRING ? NaN : v;
-          });
-        } catch {
-          throw err; // about the text as received, never the rewritten one
-        }
+        value = JSON.parse(rewritten);
+      } catch {
+        return JSON.parse(text); // throws, about the text as received (never the rewritten one)
       }
+      return nan ? restoreNaN(value) : value;
     },
   };
+}
+
+/** `value` with every NaN sentinel string replaced by NaN (in place: it was just parsed). */
+function restoreNaN(value: unknown): unknown {
+  if (value === NAN_STRING) return NaN;
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = restoreNaN(value[i]);
+    return value;
+  }
+  const object = value as Record<string, unknown>;
+  for (const key of Object.keys(object)) {
+    if (key === NAN_STRING) throw new SyntaxError('NaN is not a valid object key');
+    const item = object[key];
+    const restored = restoreNaN(item);
+    // defineProperty: a key named __proto__ is an own property here, not the prototype.
+    if (restored !== item) Object.defineProperty(object, key, { value: restored, writable: true, enumerable: true, configurable: true });
+  }
+  return object;
 }
 
 /** A JSON string literal (skipped, unrolled so it stays linear), or a bare non-finite token. */
