@@ -436,6 +436,11 @@ describe('codecs', () => {
     expect(codec.decode(Buffer.from(text))).toEqual(value);
     expect(codec.decode(Buffer.from('[NaN, -Infinity,Infinity, "NaN", 1e999]'))).toEqual([NaN, -Infinity, Infinity, 'NaN', Infinity]);
     expect(codec.decode(Buffer.from('{"plain": [1, 2]}'))).toEqual({ plain: [1, 2] });
+    // A key named __proto__ stays an own property; the prototype is never touched.
+    const proto = codec.decode(Buffer.from('{"__proto__": NaN, "deep": [{"x": [NaN]}]}')) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(proto, '__proto__')!.value).toBeNaN();
+    expect(proto.deep).toEqual([{ x: [NaN] }]);
     // Still JSON otherwise: tokens glued to others, a bare NaN key, -NaN.
     for (const bad of ['[1Infinity]', '[NaNx]', '{NaN: 1}', '[-NaN]', '[NaN, x]']) {
       expect(() => codec.decode(Buffer.from(bad)), bad).toThrow(SyntaxError);
