@@ -9,7 +9,7 @@ import { Decoder, PacketType, type Packet } from 'socket.io-parser';
 import { debug, type Timer } from '../engine.js';
 import { ConnectRefusedError, type OpenInfo, type SocketConnection } from './connection.js';
 import type { CloseReason, EngineSession, SessionListener } from './engine-session.js';
-import { encode, validFromClient } from './packets.js';
+import { decodeEventOrAck, encode, validFromClient } from './packets.js';
 import type { SocketIOServer } from './server.js';
 
 /** What the first HTTP request of a session told. */
@@ -73,6 +73,11 @@ export class SocketIOClient implements SessionListener {
   onEngineMessage(data: string | Buffer): void {
     try {
       if (this.#binary === null && typeof data === 'string' && !isBinaryHeader(data)) {
+        const packet = decodeEventOrAck(data);
+        if (packet !== null) {
+          this._onPacket(packet);
+          return;
+        }
         decodingFor = this;
         try {
           shared.add(data);
@@ -122,8 +127,8 @@ export class SocketIOClient implements SessionListener {
       case PacketType.EVENT: {
         // Events for a namespace not (yet) connected are dropped, as socket.io does.
         if (connection === undefined) return;
-        const [name, ...args] = packet.data as [string | number, ...unknown[]];
-        connection._event(String(name), args, packet.id);
+        const data = packet.data as unknown[];
+        connection._event(String(data[0]), data.slice(1), packet.id);
         return;
       }
       case PacketType.ACK:
