@@ -553,7 +553,9 @@ function remoteError(content: unknown): RemoteError {
  * `Type: message` (the type may be dotted, the message span lines). Undefined if not that shape.
  */
 function lastException(traceback: string): { type: string; message: string } | undefined {
-  const lines = traceback.replace(/\n+$/, '').split('\n');
+  let end = traceback.length;
+  while (end > 0 && traceback[end - 1] === '\n') end--; // not /\n+$/: quadratic on a hostile run of newlines
+  const lines = traceback.slice(0, end).split('\n');
   let first = lines.length;
   while (first > 0 && !/^\s/.test(lines[first - 1]!)) first--;
   const match = /^([A-Za-z_][\w.]*)(?:: ([\s\S]*))?$/.exec(lines.slice(first).join('\n'));

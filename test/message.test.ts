@@ -222,11 +222,14 @@ describe('request/reply', () => {
       'Traceback (most recent call last):\n  File "a.py", line 4, in g\n    raise mosaik.exceptions.ScenarioError("x")\nmosaik.exceptions.ScenarioError: two\nlines\n';
     const bare = 'Traceback (most recent call last):\n  File "a.py", line 1, in f\nStopIteration\n';
     const odd = 'Traceback (most recent call last):\n  not python after all';
+    // A hostile run of newlines: taken apart in linear time (a /\n+$/ would take minutes).
+    const newlines = 'Traceback (most recent call last):' + '\n'.repeat(300_000) + 'x';
     const cases: Array<[unknown, { message: string; remoteCode?: string; remoteStack?: string }]> = [
       [keyError, { message: "'k'", remoteCode: 'KeyError', remoteStack: keyError }],
       [chained, { message: 'two\nlines', remoteCode: 'mosaik.exceptions.ScenarioError', remoteStack: chained }],
       [bare, { message: 'StopIteration', remoteCode: 'StopIteration', remoteStack: bare }],
       [odd, { message: odd, remoteCode: undefined, remoteStack: odd }],
+      [newlines, { message: newlines, remoteCode: undefined }],
       [['ScenarioError', 'bad', 'Traceback (most recent call last):\n', 'ScenarioError: bad\n'], { message: 'bad', remoteCode: 'ScenarioError', remoteStack: 'Traceback (most recent call last):\nScenarioError: bad\n' }],
       [['TypeError', 'no entity'], { message: 'no entity', remoteCode: 'TypeError', remoteStack: undefined }],
       [['only a type'], { message: "[ 'only a type' ]", remoteCode: undefined }],
