@@ -5,13 +5,13 @@
  * Stream's write queue, so every message written in one dispatch leaves in one system call,
  * with the Stream's backpressure, accounting and close bounds.
  */
-import { Buffer } from 'node:buffer';
+import { Buffer, isUtf8 } from 'node:buffer';
 import { readFile, type FileHandle } from 'node:fs/promises';
 import { Stream, type CloseOptions, type StreamOptions, type WriteFileOptions } from '../stream.js';
 import type { Timer } from '../engine.js';
 import type { WebSocketServer } from './server.js';
 import { ClosedError, OverflowError, ReadError } from '../errors.js';
-import { BINARY, CLOSE, CloseCode, PING, PONG, TEXT, closePayload, frame, isSendableCloseCode, betweenMessages, makeReceiver, makeSender, statusCodeOf, type FrameSink, type PerMessageDeflate, type Receiver, type Sender } from './protocol.js';
+import { BINARY, CLOSE, CloseCode, PING, PONG, TEXT, closePayload, frame, isSendableCloseCode, betweenMessages, makeReceiver, makeSender, serverFrameHeader, simpleFrameSize, statusCodeOf, unmask, type FrameSink, type PerMessageDeflate, type Receiver, type Sender } from './protocol.js';
 
 export interface WebSocketOptions extends StreamOptions {
   /** Send a ping every this many ms (0: never, the default), on the Engine clock. */
@@ -229,6 +229,15 @@ export class WebSocketConnection extends Stream {
   /** @internal Bytes from the socket: WebSocket frames. */
   override _received(chunk: Buffer): void {
     if ((this.#flags & (OPEN | CLOSE_RECEIVED | FAILED)) !== OPEN) return;
+    if (this.#receiver === null && this.#compression === null && this.accepted) {
+      // A client's common frames need no Receiver: read here; one reads from the first other.
+      const at = this.#readSimpleFrames(chunk);
+      if (at === chunk.length) {
+        this.flush();
+        return;
+      }
+      if (at > 0) chunk = chunk.subarray(at);
+    }
     const side = this.accepted ? 0 : 1;
     let receiver = this.#receiver;
     if (receiver === null) {
@@ -250,6 +259,27 @@ export class WebSocketConnection extends Stream {
     }
     // Everything written while this chunk's messages were delivered leaves in one write.
     this.flush();
+  }
+
+  /** Deliver the whole data frames at the start of `chunk` (see simpleFrameSize); returns where the rest begins. */
+  #readSimpleFrames(chunk: Buffer): number {
+    const maxPayload = this.bufferSize;
+    let at = 0;
+    for (let size = simpleFrameSize(chunk, at, maxPayload); size > 0; size = simpleFrameSize(chunk, at, maxPayload)) {
+      const end = at + size;
+      const start = at + ((chunk[at + 1]! & 0x7f) === 126 ? 8 : 6);
+      unmask(chunk, start, end, start - 4);
+      const data = chunk.subarray(start, end);
+      const isBinary = chunk[at] === (0x80 | BINARY);
+      if (!isBinary && !isUtf8(data)) {
+        // Masked again: the Receiver reads it and fails the connection (1007).
+        unmask(chunk, start, end, start - 4);
+        break;
+      }
+      at = end;
+      this.#onMessage(data, isBinary);
+    }
+    return at;
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
@@ -363,7 +393,14 @@ export class WebSocketConnection extends Stream {
    * dispatch leave in one system call. Returns false above `writeHighWaterMark`.
    */
   override write(data: string | Uint8Array): boolean {
-    if (typeof data === 'string') return this.#sendFrame(TEXT, Buffer.from(data), true);
+    if (typeof data === 'string') {
+      if (this.accepted && this.#compression === null && (this.#flags & (OPEN | CLOSE_SENT)) === OPEN) {
+        // A server's text frame: its header, then the string itself, encoded once as the queue goes out.
+        super.write(serverFrameHeader(TEXT, Buffer.byteLength(data)));
+        return super.write(data);
+      }
+      return this.#sendFrame(TEXT, Buffer.from(data), true);
+    }
     if (data instanceof Uint8Array) {
       const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
       return this.#sendFrame(BINARY, bytes, false);

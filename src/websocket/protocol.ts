@@ -155,6 +155,72 @@ export function frame(opcode: number, payload: Buffer, mask: boolean, ownPayload
   return Sender.frame(payload, { fin: true, opcode, mask, readOnly: !ownPayload, rsv1: false });
 }
 
+/**
+ * Server side: the size of the frame at `at` (header, mask key and payload) when it is one a
+ * Receiver need not parse: final and unfragmented text or binary, masked, RSV bits clear, whole
+ * in `chunk`, with a 7- or 16-bit length of at most `maxPayload` (0: any). 0 for any other
+ * (control frames, fragments, partial, long or invalid frames): a Receiver reads those.
+ */
+export function simpleFrameSize(chunk: Buffer, at: number, maxPayload: number): number {
+  const left = chunk.length - at;
+  if (left < 6) return 0;
+  const first = chunk[at]!;
+  const second = chunk[at + 1]!;
+  if ((first !== (0x80 | TEXT) && first !== (0x80 | BINARY)) || second < 0x80) return 0;
+  let size = second & 0x7f;
+  let header = 6;
+  if (size === 127) return 0;
+  if (size === 126) {
+    if (left < 8) return 0;
+    size = chunk.readUInt16BE(at + 2);
+    header = 8;
+  }
+  if (maxPayload > 0 && size > maxPayload) return 0;
+  return left - header >= size ? header + size : 0;
+}
+
+/** XOR `chunk[start, end)` with the 4-byte mask key at `key`, in place (twice restores it). */
+export function unmask(chunk: Buffer, start: number, end: number, key: number): void {
+  const m0 = chunk[key]!;
+  const m1 = chunk[key + 1]!;
+  const m2 = chunk[key + 2]!;
+  const m3 = chunk[key + 3]!;
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    chunk[i] = chunk[i]! ^ m0;
+    chunk[i + 1] = chunk[i + 1]! ^ m1;
+    chunk[i + 2] = chunk[i + 2]! ^ m2;
+    chunk[i + 3] = chunk[i + 3]! ^ m3;
+  }
+  if (i < end) chunk[i] = chunk[i]! ^ m0;
+  if (i + 1 < end) chunk[i + 1] = chunk[i + 1]! ^ m1;
+  if (i + 2 < end) chunk[i + 2] = chunk[i + 2]! ^ m2;
+}
+
+/** Unmasked headers of small final text frames, by payload size (made once, never written to). */
+const SMALL_TEXT_HEADERS: Buffer[] = [];
+
+/** The header of an unmasked final frame (a server's) of `size` payload bytes, as Sender.frame makes it. */
+export function serverFrameHeader(opcode: number, size: number): Buffer {
+  if (size < 126) {
+    if (opcode === TEXT) return (SMALL_TEXT_HEADERS[size] ??= Buffer.from([0x80 | TEXT, size]));
+    return Buffer.from([0x80 | opcode, size]);
+  }
+  if (size < 65536) {
+    const header = Buffer.allocUnsafe(4);
+    header[0] = 0x80 | opcode;
+    header[1] = 126;
+    header.writeUInt16BE(size, 2);
+    return header;
+  }
+  const header = Buffer.allocUnsafe(10);
+  header[0] = 0x80 | opcode;
+  header[1] = 127;
+  header.writeUInt16BE(0, 2);
+  header.writeUIntBE(size, 4, 6);
+  return header;
+}
+
 /** The payload of a close frame: the code (none for 1005) and the reason in UTF-8. */
 export function closePayload(code: number, reason: string): Buffer {
   if (code === CloseCode.NO_STATUS) return Buffer.alloc(0);

@@ -7,6 +7,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { WebSocketConnection, WebSocketServer } from '../../src/websocket/index.js';
+import { frame, serverFrameHeader } from '../../src/websocket/protocol.js';
 import type { OverflowError, ReadError } from '../../src/errors.js';
 import { deferred, portOf, python, pythonProcess, testEngine } from '../helpers.js';
 import type { Engine } from '../../src/engine.js';
@@ -153,6 +154,47 @@ describe('WebSocketServer with a raw Python client', () => {
       [8, closeFrame(1000).toString('hex')],
     ]);
     await server.close();
+  });
+
+  it('reads whole frames of one chunk in order, with 7- and 16-bit lengths, around a ping and a fragmented message', async () => {
+    const engine = testEngine();
+    const { server, port } = await serve(engine, Echo);
+    const binary = Buffer.from(Array.from({ length: 300 }, (_, i) => i & 0xff));
+    const big = 'é'.repeat(20_000);
+    const out = await rawClient(port, [
+      [1, 'a'],
+      [1, ''],
+      [1, 'ü✓'.repeat(40)], // 200 bytes: a 16-bit length
+      [2, binary],
+      [9, 'p'],
+      [1, 'after the ping'],
+      [1, 'frag', false],
+      [0, 'ment', true],
+      [1, big],
+      [1, 'last'],
+      [8, closeFrame(1000)],
+    ]);
+    const text = (s: string): [number, string] => [1, Buffer.from(s).toString('hex')];
+    expect(out.frames).toEqual([
+      text('a'),
+      text(''),
+      text('ü✓'.repeat(40)),
+      [2, binary.toString('hex')],
+      [10, Buffer.from('p').toString('hex')],
+      text('after the ping'),
+      text('fragment'),
+      text(big),
+      text('last'),
+      [8, closeFrame(1000).toString('hex')],
+    ]);
+    await server.close();
+  });
+
+  it.each([0, 1, 125, 126, 65_535, 65_536, 1 << 20])('a server frame header for %d payload bytes is the one ws makes', (size) => {
+    for (const opcode of [1, 2]) {
+      const [header] = frame(opcode, Buffer.alloc(size), false, false);
+      expect(serverFrameHeader(opcode, size)).toEqual(header);
+    }
   });
 
   it('closes with 1007 on invalid UTF-8, after onReadError', async () => {
