@@ -25,6 +25,7 @@ const SUITES: Record<string, () => Promise<SuiteModule>> = {
   latency: () => import('./latency.js'),
   websocket: () => import('./websocket.js'),
   socketio: () => import('./socketio.js'),
+  redis: () => import('./redis.js'),
 };
 
 function usage(): string {

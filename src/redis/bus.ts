@@ -16,7 +16,7 @@ import type { RelayParts, Relaying } from '../relay.js';
 import type { StreamServer } from '../stream-server.js';
 import type { WebSocketServer } from '../websocket/server.js';
 import type { SocketIOServer } from '../socket.io/server.js';
-import { ID_BYTES, pack, sentBy, unpack } from './wire.js';
+import { ID_BYTES, message, record, sentBy, unpack } from './wire.js';
 
 export interface RedisBusOptions {
   /**
@@ -66,9 +66,13 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
   /** Attached servers and their Redis channels. */
   readonly #attached = new Map<Relaying, string>();
   readonly #subscribing: Array<Promise<unknown>> = [];
-  /** Broadcasts made while Redis is unreachable, oldest first. */
-  #queue: Array<[channel: string, message: Buffer]> = [];
-  #queuedBytes = 0;
+  /**
+   * Broadcasts not yet published, oldest first, in runs of one channel: those of one turn (one
+   * PUBLISH per run), and while Redis is unreachable those queued up to maxQueuedBytes.
+   */
+  #outbox: Run[] = [];
+  #outboxBytes = 0;
+  #flushing: NodeJS.Immediate | null = null;
   #down = false;
   /** The subscriber is connected and its subscriptions (as of its connect) are in place. */
   #subscribed = false;
@@ -88,7 +92,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     this.engine = options.engine ?? Engine.instance();
     // Publish only when connected (the bus queues, bounded, itself); a publish in flight when
     // the connection drops fails and is counted as dropped rather than sent twice.
-    this.#publisher = connect(redis, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, enableAutoPipelining: true });
+    this.#publisher = connect(redis, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
     // Subscriptions wait for Redis however long it takes; the bus renews them on every
     // reconnect itself, so that it knows when they are in place again ('up', ready()).
     this.#subscriber = connect(redis, { maxRetriesPerRequest: null, autoResubscribe: false });
@@ -108,7 +112,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
 
   /** Messages published, received from other processes, and dropped (queue full, or lost in flight); bytes queued now. */
   get stats(): { published: number; received: number; dropped: number; queuedBytes: number } {
-    return { published: this.#published, received: this.#received, dropped: this.#dropped, queuedBytes: this.#queuedBytes };
+    return { published: this.#published, received: this.#received, dropped: this.#dropped, queuedBytes: this.#outboxBytes };
   }
 
   /**
@@ -162,19 +166,18 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     await Promise.all(this.#subscribing);
   }
 
-  /** Detach every server and close both Redis connections, once what was published has gone out. */
+  /** Detach every server and close both Redis connections, once what was broadcast has gone out. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#flush();
     this.#closed = true;
     for (const target of this.#attached.keys()) target._relay = null;
     this.#attached.clear();
     this.#topics.clear();
-    this.#dropped += this.#queue.length;
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    // Publishes wait a turn to go out together (auto-pipelining); QUIT would overtake them.
-    // A PING rides the same pipeline: once it is answered, everything before it is out.
-    if (this.connected) await this.#publisher.ping().catch(() => {});
+    for (const run of this.#outbox) this.#dropped += run.records.length;
+    this.#outbox = [];
+    this.#outboxBytes = 0;
+    if (this.#flushing !== null) clearImmediate(this.#flushing);
     await Promise.all([this.#publisher, this.#subscriber].map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
   }
 
@@ -208,28 +211,60 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     this.#subscriber.unsubscribe(channel).catch(() => {});
   }
 
+  /**
+   * Queue a broadcast for the end of this turn: the broadcasts of one turn on one channel go
+   * in one PUBLISH (far fewer commands under load), in the order they were made.
+   */
   #send(channel: string, parts: RelayParts): void {
     if (this.#closed) return;
-    const message = pack(this.#id, parts);
-    // Behind a queue, a new message waits its turn: one sender's messages stay in order.
-    if (this.connected && this.#queue.length === 0) return this.#publish(channel, message);
-    if (this.#queuedBytes + message.length > this.maxQueuedBytes) {
+    const one = record(parts);
+    // Down (either connection lost: Redis is likely gone): at most maxQueuedBytes wait for it.
+    if (!this.#up() && this.#outboxBytes + one.length > this.maxQueuedBytes) {
       this.#dropped++;
       return;
     }
-    this.#queue.push([channel, message]);
-    this.#queuedBytes += message.length;
+    const last = this.#outbox.at(-1);
+    if (last !== undefined && last.channel === channel && last.bytes < MAX_RUN_BYTES) {
+      last.records.push(one);
+      last.bytes += one.length;
+    } else {
+      this.#outbox.push({ channel, records: [one], bytes: one.length });
+    }
+    this.#outboxBytes += one.length;
+    this.#flushing ??= setImmediate(this.#flush);
   }
 
-  #publish(channel: string, message: Buffer): void {
-    this.#published++;
-    this.#publisher.publish(channel, message).catch(this.#onPublishFailed);
-  }
-
-  #onPublishFailed = (err: Error): void => {
-    this.#dropped++;
-    debug('%s: a publish failed: %s', String(this), err.message);
+  /** Publish what is in the outbox, in order; while Redis is unreachable, keep it (within maxQueuedBytes). */
+  #flush = (): void => {
+    this.#flushing = null;
+    if (!this.connected) {
+      this.#trimOutbox();
+      return;
+    }
+    const runs = this.#outbox;
+    this.#outbox = [];
+    this.#outboxBytes = 0;
+    for (const run of runs) {
+      const count = run.records.length;
+      this.#published += count;
+      this.#publisher.publish(run.channel, message(this.#id, run.records, run.bytes)).catch((err: Error) => {
+        this.#dropped += count;
+        debug('%s: a publish failed: %s', String(this), err.message);
+      });
+    }
   };
+
+  /** Drop the newest broadcasts beyond maxQueuedBytes (made while connected, then the connection went). */
+  #trimOutbox(): void {
+    while (this.#outboxBytes > this.maxQueuedBytes) {
+      const run = this.#outbox.at(-1)!;
+      const dropped = run.records.pop()!;
+      run.bytes -= dropped.length;
+      this.#outboxBytes -= dropped.length;
+      this.#dropped++;
+      if (run.records.length === 0) this.#outbox.pop();
+    }
+  }
 
   /** Both connections are connected (the subscriber subscribed, or subscribing). */
   #up(): boolean {
@@ -237,11 +272,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
   }
 
   #onPublisherReady = (): void => {
-    const queue = this.#queue;
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    for (const [channel, message] of queue) this.#publish(channel, message);
-    if (queue.length > 0) debug('%s: published %d queued broadcasts', String(this), queue.length);
+    this.#flush();
     this.#maybeUp();
   };
 
@@ -284,19 +315,31 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
   #onMessage = (channel: Buffer, message: Buffer): void => {
     if (sentBy(message, this.#id)) return;
     const deliver = this.#topics.get(channel.toString());
-    const parts = deliver === undefined ? null : unpack(message);
-    if (parts === null) {
+    const broadcasts = deliver === undefined ? null : unpack(message);
+    if (broadcasts === null) {
       debug('%s: ignoring a message on %s that is not a bus message', String(this), channel.toString());
       return;
     }
-    this.#received++;
-    try {
-      deliver!(parts);
-    } catch (err) {
-      this.engine.reportError(err);
+    for (const parts of broadcasts) {
+      this.#received++;
+      try {
+        deliver!(parts);
+      } catch (err) {
+        this.engine.reportError(err);
+      }
     }
   };
 }
+
+/** Broadcasts in a row on one channel, to publish as one message. */
+interface Run {
+  channel: string;
+  records: Buffer[];
+  bytes: number;
+}
+
+/** A run grows to about this many bytes before the next broadcast starts another message. */
+const MAX_RUN_BYTES = 64 * 1024;
 
 /** One connection of the bus's own, with `overrides`, from what the user gave. */
 function connect(redis: RedisBusOptions['redis'], overrides: RedisOptions): Redis {
