@@ -235,6 +235,13 @@ const CONNECTED = 1 << 15;
 const DRAIN_SCHEDULED = 1 << 16;
 /** The peer finished (FIN) while the stream was open: the close report's reason is 'peer'. */
 const PEER_ENDED = 1 << 17;
+/**
+ * A write to the socket failed after the OS had taken an unknown part of it: libuv forgets
+ * what it still held then, so `#inSocket` is the last figure it told (see #socketDestroy).
+ */
+const HELD_UNSURE = 1 << 18;
+/** The socket refused the last write at once (nothing of it was taken): `#inSocket` is exact. */
+const WRITE_REFUSED = 1 << 19;
 
 type Settle<T> = ReturnType<typeof Outcome.create<T>>;
 
@@ -483,8 +490,12 @@ export class Stream extends Channel<StreamEvents> {
   /** Bytes handed to the socket that the OS has not taken yet, as exactly as the socket tells. */
   #pendingInSocket(): { bytes: number; exact: boolean } {
     const socket = this.#socket;
+    if (this.#is(HELD_UNSURE)) return { bytes: this.#inSocket, exact: false };
     if (socket === null || socket.destroyed || this.#inSocket === 0) return { bytes: this.#inSocket, exact: true };
-    return this.#heldBy(socket);
+    const held = this.#heldBy(socket);
+    // Keep the latest exact figure: should a later write fail, libuv no longer tells it.
+    if (held.exact && held.bytes > 0) this.#inSocket = held.bytes;
+    return held;
   }
 
   /** What `socket` holds of what it was handed, as exactly as it tells (see #pendingInSocket). */
@@ -1149,7 +1160,8 @@ export class Stream extends Channel<StreamEvents> {
    */
   #flush(): void {
     const socket = this.#socket;
-    if (socket === null || this.#is(HANDSHAKING)) return;
+    // A destroyed socket takes nothing: what is queued stays queued (and is reported so).
+    if (socket === null || socket.destroyed || this.#is(HANDSHAKING)) return;
     if (this.#state !== 'open' && this.#state !== 'closing') return;
     let wrote = false;
     // The socket gets one write at a time; one the OS takes at once is done at once.
@@ -1226,6 +1238,12 @@ export class Stream extends Channel<StreamEvents> {
     if (secure) socket.write(data, (err) => this.#afterWrite(err));
     else socket.write(data);
     this.#handed += bytes;
+    if (socket.errored) {
+      // Refused at once (EPIPE: the peer is gone): none of it was taken.
+      this.#inSocket = bytes;
+      this.#set(WRITE_REFUSED);
+      return;
+    }
     this.#inSocket = socket.writableLength;
     if (this.#inSocket > 0 && !secure) socket.write(NO_BYTES, (err) => this.#afterWrite(err));
   }
@@ -1534,7 +1552,7 @@ export class Stream extends Channel<StreamEvents> {
     this.#handed -= this.#inSocket; // what the lost socket still held never went out
     this.#inSocket = 0;
     this.#rb = null;
-    this.#clear(EOF | END_REQUESTED | SECURE | HANDSHAKING | CONNECTED | PEER_ENDED);
+    this.#clear(EOF | END_REQUESTED | SECURE | HANDSHAKING | CONNECTED | PEER_ENDED | HELD_UNSURE | WRITE_REFUSED);
     this.#local = null;
     const more = this.#more;
     more.decoder = null;
@@ -1615,7 +1633,13 @@ export class Stream extends Channel<StreamEvents> {
     if (stream.#socket === this && stream.#is(CONNECTED)) stream.#local ??= localAddressOf(this);
     // Whatever destroys it (a forced close, a reset), what the OS took is final now: count it
     // while the handle can still tell, so bytesWritten never goes back to an older figure.
-    if (stream.#socket === this && stream.#inSocket > 0) stream.#inSocket = stream.#heldBy(this).bytes;
+    if (stream.#socket === this && stream.#inSocket > 0 && !stream.#is(WRITE_REFUSED)) {
+      // A write that failed midway (a reset seen by a write, not a read: the peer's FIN had
+      // stopped reading, or pauseReading() had) was dropped from libuv's count before Node
+      // tells us: keep the last figure libuv told. Of it, the OS may have taken some more.
+      if (isWriteFailure(err)) stream.#set(HELD_UNSURE);
+      else stream.#inSocket = stream.#heldBy(this).bytes;
+    }
     (Object.getPrototypeOf(this) as net.Socket)._destroy.call(this, err, callback);
   }
 
@@ -1643,6 +1667,11 @@ export class Stream extends Channel<StreamEvents> {
 }
 
 function ignore(): void {}
+
+function isWriteFailure(err: Error | null): boolean {
+  const syscall = (err as { syscall?: unknown } | null)?.syscall;
+  return syscall === 'write' || syscall === 'writev';
+}
 
 /**
  * How many bytes the kernel still holds to send on a TCP socket (sent and not acknowledged, or

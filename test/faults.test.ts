@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, Server, type Engine } from '../src/index.js';
 import { ConnectError, HookError, ListenError, OverflowError, type ReadError, type WriteError } from '../src/errors.js';
+import { MessageConnection, type CloseReport } from '../src/message.js';
 import { Peer, deferred, onCleanup, portOf, pseudoRandomBytes, python, pythonProcess, sha256, tempDir, testEngine, waitFor } from './helpers.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -297,6 +298,128 @@ print(got)`,
     expect(hooks[2]).toBe('close');
     expect(server.listening).toBe(true);
     await stillServes(port);
+  });
+
+  // A reset arrives through a read while we read; after the peer's FIN (or with reading
+  // paused) it arrives through a write, and libuv then forgets what it still held. Either way
+  // the close report must be exact: a message the OS took in part is incomplete, never queued.
+  for (const how of ['resets', 'half-closes, then resets'] as const) {
+    it(`a peer that stops reading, then ${how}: bytesWritten never decreases and stays at what the OS took; the message it took in part is incomplete, never queued; none lost`, async () => {
+      const engine = testEngine();
+      const body = 'y'.repeat(1000);
+      const COUNT = 16_000;
+      // Each message's byte range on the wire: [4-byte length][JSON [3, null, content]].
+      const ends: number[] = [];
+      for (let seq = 0, at = 0; seq < COUNT; seq++) ends.push((at += 4 + Buffer.byteLength(JSON.stringify([3, null, { seq, body }]))));
+      const startOf = (seq: number) => (seq === 0 ? 0 : ends[seq - 1]!);
+      let talker: MessageConnection | null = null;
+      const samples: number[] = [];
+      const report = deferred<CloseReport>();
+      class Talker extends MessageConnection {
+        override onConnect() {
+          talker = this;
+          for (let seq = 0; seq < COUNT; seq++) this.notify({ seq, body });
+        }
+        override onError() {} // the reset: expected
+        override onClose(r?: CloseReport) {
+          samples.push(this.bytesWritten);
+          report.resolve(r!);
+        }
+      }
+      const { port } = await serve(engine, Talker);
+      const peer = pythonProcess(
+        `import socket, struct, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.connect(('127.0.0.1', int(sys.argv[1])))
+got = 0
+while got < 200000:
+    got += len(s.recv(65536))
+if sys.argv[2] == 'fin':
+    s.shutdown(socket.SHUT_WR)
+print(got, flush=True)
+sys.stdin.readline()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+s.close()`,
+        [String(port), how === 'resets' ? 'rst' : 'fin'],
+      );
+      // Sample all along, as a user would: each value must be >= the one before.
+      let sampling = true;
+      const sample = () => {
+        if (!sampling) return;
+        if (talker !== null && !talker.closed) samples.push(talker.bytesWritten);
+        setTimeout(sample, 2);
+      };
+      sample();
+      // The peer has stopped reading: wait until the OS takes no more (unchanged for 300 ms
+      // and 40 turns of our event loop, in which libuv would have written had it been able).
+      await waitUntil(() => talker !== null && talker.bytesWritten > 0, 'the first bytes out');
+      let last = -1;
+      let since = Date.now();
+      let checks = 0;
+      await waitUntil(() => {
+        const now = talker!.bytesWritten;
+        if (now !== last) [last, since, checks] = [now, Date.now(), 0];
+        return ++checks >= 40 && Date.now() - since >= 300;
+      }, 'the writes to stall', 15_000);
+      const taken = talker!.bytesWritten;
+      expect(talker!.bufferedBytes).toBeGreaterThan(0); // stalled mid-way, with more to send
+      peer.stdin!.end('reset\n');
+      const { incomplete, queued } = await report.promise;
+      await peer.output;
+      sampling = false;
+      for (let i = 1; i < samples.length; i++) expect(samples[i]).toBeGreaterThanOrEqual(samples[i - 1]!);
+      // After the reset the OS takes nothing more: bytesWritten stays at what it had taken.
+      expect(samples.at(-1)).toBe(taken);
+      const seqs = (list: typeof queued) => list.map((m) => (m.content as { seq: number }).seq);
+      const straddler = ends.findIndex((end) => end > taken);
+      const cutMidMessage = startOf(straddler) < taken;
+      // None lost, none twice: every message not written out whole is reported, in order.
+      expect([...seqs(incomplete), ...seqs(queued)]).toEqual(Array.from({ length: COUNT - straddler }, (_, i) => straddler + i));
+      if (how === 'resets') {
+        // Seen by a read: exact. Written out (ending at or before `taken`), the one cut, the rest never started.
+        expect(seqs(incomplete)).toEqual(cutMidMessage ? [straddler] : []);
+      } else {
+        // Seen by a write (reading stopped at the FIN): libuv forgets what it still held, so
+        // the messages in its last write past `taken` may have started: incomplete, not queued.
+        if (cutMidMessage) expect(seqs(incomplete)[0]).toBe(straddler);
+        expect(incomplete.length).toBeLessThan(300); // one write: at most 256 KiB
+      }
+    });
+  }
+
+  it('messages written after a reset that reading (paused) has not seen are refused by the OS at once: all reported queued, bytesWritten 0', async () => {
+    const engine = testEngine();
+    const connected = deferred<MessageConnection>();
+    const report = deferred<CloseReport>();
+    class Paused extends MessageConnection {
+      override onConnect() {
+        this.pauseReading(); // Node reads 16 KiB more, then libuv stops reading
+        connected.resolve(this);
+      }
+      override onError() {} // the reset: expected
+      override onClose(r?: CloseReport) {
+        report.resolve(r!);
+      }
+    }
+    const { port } = await serve(engine, Paused);
+    // 60 KB of empty packets, then a reset (SO_LINGER 0): it is sent as the process closes the socket.
+    const peer = python(
+      `import socket, struct, sys
+s = socket.socket()
+s.connect(('127.0.0.1', int(sys.argv[1])))
+s.sendall(b'\\0\\0\\0\\2[]' * 10000)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+s.close()`,
+      [String(port)],
+    );
+    const conn = await connected.promise;
+    await peer;
+    for (let seq = 0; seq < 5; seq++) conn.notify({ seq });
+    const { incomplete, queued } = await report.promise;
+    expect(incomplete).toEqual([]);
+    expect(queued.map((m) => (m.content as { seq: number }).seq)).toEqual([0, 1, 2, 3, 4]);
+    expect(conn.bytesWritten).toBe(0);
   });
 
   // Node calls the write callback of a write cancelled by destroy() with no error
