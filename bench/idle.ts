@@ -145,12 +145,18 @@ interface ServerMemory {
   rss: number;
   heapUsed: number;
   external: number;
+  /** V8's new space as committed, when the server reports it. */
+  youngGeneration?: number;
 }
 
-/** Bytes per connection: RSS, and heap + external (what JavaScript objects and their buffers cost). */
+/**
+ * Bytes per connection: RSS, heap + external (what JavaScript objects and their buffers cost),
+ * and RSS less the growth of V8's young generation (NaN when not reported).
+ */
 interface IdleCost {
   rss: number;
   heap: number;
+  rssLessYoung: number;
 }
 
 export interface IdleComparison {
@@ -197,6 +203,14 @@ export async function compareIdleMemory(c: IdleComparison): Promise<void> {
   const n = fmtInt(c.connections);
   console.log(`idle (${n} connections): RSS ${vs} = ${fmtRatio(trews!.rss / other!.rss)} ${target} ${verdict(trews!.rss / other!.rss, c.goal, { atMost: true })}`);
   console.log(`idle (${n} connections): heap ${vs} = ${fmtRatio(trews!.heap / other!.heap)} ${target} ${verdict(trews!.heap / other!.heap, c.goal, { atMost: true })}`);
+  if (Number.isFinite(trews!.rssLessYoung) && Number.isFinite(other!.rssLessYoung)) {
+    // Not a cost per connection: V8 grows its young generation (up to 32 MB with Node 20's
+    // defaults) while any server allocates fast, as during the connects, and gives it back once idle.
+    console.log(
+      `idle (${n} connections): RSS less V8's young generation ${vs} = ${fmtRatio(trews!.rssLessYoung / other!.rssLessYoung)}` +
+        ` (${fmtInt(trews!.rssLessYoung)} B vs ${fmtInt(other!.rssLessYoung)} B; the young generation grew ${fmtInt(trews!.rss - trews!.rssLessYoung)} B vs ${fmtInt(other!.rss - other!.rssLessYoung)} B per connection)`,
+    );
+  }
 }
 
 /** One run: the server's memory before and after the client opened its connections, per connection. */
@@ -216,7 +230,12 @@ async function idleCost(c: IdleComparison, kind: string): Promise<IdleCost> {
       server.send('measure');
       after = await server.next<ServerMemory>('measure', 30_000);
     } while (after.connections < opened.connections && (await new Promise((r) => setTimeout(r, 100, true))));
-    return { rss: (after.rss - before.rss) / after.connections, heap: (after.heapUsed + after.external - before.heapUsed - before.external) / after.connections };
+    const young = (after.youngGeneration ?? NaN) - (before.youngGeneration ?? NaN);
+    return {
+      rss: (after.rss - before.rss) / after.connections,
+      heap: (after.heapUsed + after.external - before.heapUsed - before.external) / after.connections,
+      rssLessYoung: (after.rss - before.rss - young) / after.connections,
+    };
   } finally {
     await client?.stop();
     await server.stop();

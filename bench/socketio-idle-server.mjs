@@ -6,7 +6,7 @@
 // Both serve an echo event: `trews` is a SocketIOServer + SocketConnection from the built
 // package (dist/socket.io/index.js), `socket.io` the official server (its defaults). Prints
 // {"port"} once listening; each stdin line "measure" prints
-// {"connections","rss","heapUsed","external"} after full GCs.
+// {"connections","rss","heapUsed","external","youngGeneration"} after full GCs.
 import { createServer } from 'node:http';
 import { reportMemory } from './idle-report.mjs';
 
@@ -40,4 +40,4 @@ if (kind === 'trews') {
   throw new Error(`socketio-idle-server: unknown kind ${kind} (trews or socket.io)`);
 }
 
-reportMemory(port, connections, ['rss', 'heapUsed', 'external']);
+reportMemory(port, connections, ['rss', 'heapUsed', 'external', 'youngGeneration']);

@@ -7,7 +7,10 @@
  *   each, every event answered by an `echo` event (WebSocket transport).
  * - ack: events with an ack id, 10 connections, 64 in flight on each; the handler's value is the ack.
  * - idle: memory per connected client (one Engine.IO session, namespace '/'), 5,000 of them,
- *   each server in a fresh process (bench/socketio-idle-server.mjs; trews from dist/).
+ *   each server in a fresh process (bench/socketio-idle-server.mjs; trews from dist/). Also
+ *   printed: RSS less the growth of V8's young generation, which both servers grow to its
+ *   limit while the clients connect (~27 MB, ~5.5 KB a connection at 5,000) and which is not
+ *   a cost per connection.
  *
  * Targets: echo >= 3x socket.io, ack >= 1.5x, idle memory per connection <= 0.5x.
  * Knobs (environment): BENCH_SECONDS (3), BENCH_WARMUP (1), BENCH_ROUNDS (2; the best round
@@ -75,6 +78,7 @@ export async function run(): Promise<void> {
     warmup,
     rounds,
     pad: { load: 5, server: 9 },
+    cpuPerMessage: true,
   });
   console.log();
   await compareIdleMemory({
