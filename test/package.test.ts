@@ -40,9 +40,9 @@ beforeAll(async () => {
   writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
   await run('tar', ['xzf', tarball, '-C', modules]);
   renameSync(path.join(modules, 'package'), path.join(modules, 'trews'));
-  // What `npm install trews` and `npm install -D @types/node` would add, taken from ours.
+  // What `npm install trews ioredis` and `npm install -D @types/node` would add, taken from ours.
   mkdirSync(path.join(modules, '@types'));
-  for (const dep of ['eventemitter3', 'ws', 'engine.io-parser', 'socket.io-parser', '@socket.io', '@types/node', 'vitest']) symlinkSync(path.join(ROOT, 'node_modules', dep), path.join(modules, dep));
+  for (const dep of ['eventemitter3', 'ws', 'engine.io-parser', 'socket.io-parser', '@socket.io', 'ioredis', '@ioredis', '@types/node', 'vitest']) symlinkSync(path.join(ROOT, 'node_modules', dep), path.join(modules, dep));
   manifest = JSON.parse(readFileSync(path.join(modules, 'trews/package.json'), 'utf8'));
 }, 90_000);
 

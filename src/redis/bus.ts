@@ -105,12 +105,12 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     this.#subscriber.on('messageBuffer', this.#onMessage);
   }
 
-  /** True while the publisher is connected (broadcasts go out at once, not into the queue). */
+  /** True while the publishing connection is connected to Redis. */
   get connected(): boolean {
     return this.#publisher.status === 'ready';
   }
 
-  /** Messages published, received from other processes, and dropped (queue full, or lost in flight); bytes queued now. */
+  /** Broadcasts published, received from other processes, and dropped (Redis unreachable, or lost in flight); bytes waiting now. */
   get stats(): { published: number; received: number; dropped: number; queuedBytes: number } {
     return { published: this.#published, received: this.#received, dropped: this.#dropped, queuedBytes: this.#outboxBytes };
   }
