@@ -5,6 +5,7 @@
  * delivery working, and delivery across resumes once Redis is back.
  */
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Server, type Engine } from '../src/index.js';
@@ -208,6 +209,58 @@ describe.skipIf(!hasRedisServer)('RedisBus', () => {
     const line = 'x'.repeat(30) + '\n'; // 31 bytes + 9 of framing: two fit in 100
     for (let i = 0; i < 5; i++) server.broadcast(line);
     expect(own.stats).toMatchObject({ queuedBytes: 80, dropped: 3 });
+  });
+
+  it('with maxQueuedBytes, broadcasts made while this process has lost its connection are sent in order once it is back', async () => {
+    const engine = testEngine();
+    const channel = randomUUID();
+    const sides = [];
+    for (const name of ['a', 'b']) {
+      const server = new Server({ engine });
+      await server.listen(['127.0.0.1', 0]);
+      // connectionName tells this bus's two connections apart in CLIENT LIST.
+      const own = new RedisBus({ redis: { host: '127.0.0.1', port: redis.port, connectionName: `${channel}-${name}` }, channel, engine, maxQueuedBytes: 10_000 });
+      onCleanup(() => own.close());
+      await own.attach(server, 'lines').ready();
+      const peer = new Peer(portOf(server.localAddress));
+      await waitForConnections(server, 1);
+      sides.push({ server, bus: own, peer });
+    }
+    const [a, b] = sides as [(typeof sides)[0], (typeof sides)[0]];
+    a.server.broadcast('before\n');
+    await b.peer.untilText('before\n');
+
+    // Cut only a's publishing connection (not its subscriber, not b): Redis stays up.
+    const admin = new Redis(redis.url);
+    onCleanup(() => admin.disconnect());
+    const clients = String(await admin.client('LIST')).split('\n');
+    const publisher = clients.find((line) => line.includes(`name=${channel}-a `) && !/ flags=\w*P/.test(line));
+    const down = new Promise((resolve) => a.bus.once('down', () => resolve(undefined)));
+    await admin.client('KILL', 'ID', /id=(\d+)/.exec(publisher!)![1]!);
+    await down;
+    for (const line of ['one\n', 'two\n', 'three\n']) a.server.broadcast(line);
+    expect(a.bus.stats.queuedBytes).toBeGreaterThan(0);
+    await new Promise((resolve) => a.bus.once('up', () => resolve(undefined)));
+    a.server.broadcast('after\n');
+    await b.peer.untilText('after\n');
+    expect(b.peer.text).toBe('before\none\ntwo\nthree\nafter\n');
+    expect(a.bus.stats).toMatchObject({ published: 5, dropped: 0, queuedBytes: 0 });
+  });
+
+  it('ignores messages on its channels that are not bus messages, and survives a relayed broadcast it cannot read', async () => {
+    const { engine, a, b } = await twoServers();
+    const channel = `${a.bus.channel}:lines`;
+    const raw = new Redis(redis.url);
+    onCleanup(() => raw.disconnect());
+    const id = Buffer.alloc(8, 7);
+    await raw.publish(channel, Buffer.from('short'));
+    await raw.publish(channel, Buffer.concat([id, Buffer.from([0, 0, 0, 9, 2, 0, 0, 0, 3, 1, 2, 3, 4])])); // tag 2
+    await raw.publish(channel, Buffer.concat([id, Buffer.from([0, 0, 0, 99])])); // length past the end
+    await raw.publish(channel, Buffer.concat([id, Buffer.from([0, 0, 0, 5, 0, 0, 0, 0, 0]), Buffer.from([0, 0, 0, 5, 0, 0, 0, 0, 0])])); // two empty text parts: not a Server broadcast
+    a.server.broadcast('fine\n');
+    await b.peer.untilText('fine\n');
+    expect(b.peer.text).toBe('fine\n');
+    expect(engine.lines).toEqual([]);
   });
 
   it('publish/subscribe topics for your own relays; bad input gets a clear error', async () => {
