@@ -1,8 +1,10 @@
 /**
  * The second process of bench/redis.ts: a trews Server attached to a RedisBus as 'bench' on
  * $REDIS_URL / $BUS_CHANNEL, listening on a free loopback port. Prints `port <n>` once the bus
- * is subscribed, and `connections <n>` as it accepts; exits when its stdin closes.
+ * is subscribed, `connections <n>` as it accepts, and `cpu <ms>` (its CPU time so far) for
+ * each line read on stdin; exits when its stdin closes.
  */
+import { createInterface } from 'node:readline';
 import { Server } from '../src/index.js';
 import { RedisBus } from '../src/redis/index.js';
 
@@ -12,10 +14,9 @@ await server.listen(['127.0.0.1', 0]);
 const bus = new RedisBus({ redis: process.env.REDIS_URL, channel: process.env.BUS_CHANNEL });
 await bus.attach(server, 'bench').ready();
 console.log(`port ${(server.localAddress as { port: number }).port}`);
-process.stdin.resume();
-process.stdin.on('end', () => {
+const input = createInterface({ input: process.stdin });
+input.on('line', () => {
   const { user, system } = process.cpuUsage();
-  // The CPU this process spent (delivering what came through Redis), for the report.
   console.log(`cpu ${(user + system) / 1000}`);
-  void Promise.all([bus.close(), server.close(false)]).then(() => process.exit(0));
 });
+input.on('close', () => void Promise.all([bus.close(), server.close(false)]).then(() => process.exit(0)));
