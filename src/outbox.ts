@@ -24,6 +24,8 @@ export interface OutboxSink {
   readonly queuedBytes: number;
   readonly writeHighWaterMark: number;
   write(data: Uint8Array): boolean;
+  /** Drop queued bytes from `position` (in `bytesWritten + bufferedBytes` terms) on; bytes its socket already holds stay. */
+  _dropQueuedFrom?(position: number): void;
 }
 
 /** Items not (wholly) written out: in part (`incomplete`) or not at all (`queued`), in order. */
@@ -77,9 +79,30 @@ export class Outbox<T extends OutboxItem> {
     this.#compactWaiting();
   }
 
-  /** Hand nothing more over (a close that lets only what the stream holds finish). */
+  /**
+   * Hand nothing more over, and take back from the stream's queue every item after the one
+   * being written (a close that lets only that one finish): those are `queued` in `unsent()`.
+   * What the stream's socket already holds of its current write cannot be taken back and still
+   * goes out (TCP: libuv's write queue; see Stream#_dropQueuedFrom).
+   */
   hold(): void {
     this.#holding = true;
+    this.#forgetWritten();
+    this.sink._dropQueuedFrom?.(this.#endOfStarted());
+  }
+
+  /** Where the items that may have started end: no byte from there on has gone out. */
+  #endOfStarted(): number {
+    const sink = this.sink;
+    // As in unsent(): bytes from `unstarted` on certainly did not go out.
+    const unstarted = sink.bytesWritten + sink.bufferedBytes - sink.queuedBytes;
+    let end = unstarted;
+    for (let i = this.#oldest; i < this.#handed.length; i++) {
+      const item = this.#handed[i]!;
+      if (item.start >= unstarted) break;
+      end = Math.max(end, item.end);
+    }
+    return end;
   }
 
   /**

@@ -1464,6 +1464,41 @@ export class Stream extends Channel<StreamEvents> {
     else if (this.#socket === null) process.nextTick(() => this.#finalize());
   }
 
+  /**
+   * @internal Drop what is queued here (not yet handed to the socket) from byte `position` of
+   * the stream on, counted as `bytesWritten + bufferedBytes` count: a close that lets only the
+   * message being written finish (Outbox#hold). What the socket holds cannot be taken back.
+   */
+  _dropQueuedFrom(position: number): void {
+    const queue = this.#queue;
+    if (queue === null) return;
+    // The queue starts where the socket's bytes end: at #handed.
+    let keep = position - this.#handed;
+    const kept: Array<string | Buffer> = [];
+    let i = 0;
+    for (; i < queue.length && keep > 0; i++) {
+      const item = queue[i]!;
+      if (isFileJob(item)) break; // its size is not known: nothing from it on is kept
+      const size = Buffer.byteLength(item);
+      if (size > keep) {
+        const bytes = typeof item === 'string' ? Buffer.from(item) : item;
+        kept.push(bytes.subarray(0, keep));
+        keep = 0;
+        i++;
+        break;
+      }
+      kept.push(item);
+      keep -= size;
+    }
+    if (i === 0) return this.#dropQueue();
+    this.#queue = queue.slice(i);
+    this.#dropQueue(); // a writeFile() among the dropped learns why
+    if (kept.length === 0) return;
+    this.#queue = kept;
+    this.#queueBytes = position - this.#handed - keep;
+    if (kept.some((item) => typeof item !== 'string')) this.#clear(QUEUE_STRINGS);
+  }
+
   /** Forget what was never sent; a queued writeFile() learns why. */
   #dropQueue(): void {
     for (const item of this.#queue ?? []) {
