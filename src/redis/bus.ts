@@ -92,10 +92,10 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     this.engine = options.engine ?? Engine.instance();
     // Publish only when connected (the bus queues, bounded, itself); a publish in flight when
     // the connection drops fails and is counted as dropped rather than sent twice.
-    this.#publisher = connect(redis, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
+    this.#publisher = connect(redis, { lazyConnect: false, enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
     // Subscriptions wait for Redis however long it takes; the bus renews them on every
     // reconnect itself, so that it knows when they are in place again ('up', ready()).
-    this.#subscriber = connect(redis, { maxRetriesPerRequest: null, autoResubscribe: false });
+    this.#subscriber = connect(redis, { lazyConnect: false, maxRetriesPerRequest: null, autoResubscribe: false });
     for (const client of [this.#publisher, this.#subscriber]) {
       client.on('error', this.#onRedisError);
       client.on('close', this.#onClose);
@@ -166,7 +166,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     await Promise.all(this.#subscribing);
   }
 
-  /** Detach every server and close both Redis connections, once what was broadcast has gone out. */
+  /** Detach every server and close both Redis connections, once what was broadcast has gone out. Until then they keep the process running. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#flush();
