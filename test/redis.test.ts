@@ -139,12 +139,12 @@ describe.skipIf(!hasRedisServer)('RedisBus', () => {
       servers.push(served);
     }
     const [here, there] = servers as [(typeof servers)[0], (typeof servers)[0]];
-    const join = async (url: string, rooms: string[]) => {
-      const socket = client(url, { transports: ['websocket'], auth: { rooms } });
+    const join = async (url: string, rooms: string[], transports: Array<'polling' | 'websocket'> = ['websocket']) => {
+      const socket = client(url, { transports, auth: { rooms } });
       await connected(socket);
       return socket;
     };
-    const lobbyThere = await join(there.url, ['lobby']);
+    const lobbyThere = await join(there.url, ['lobby'], ['polling']); // the transport is each process's business
     const mutedThere = await join(there.url, ['lobby', 'muted']);
     const elsewhere = await join(there.url, ['kitchen']);
     const lobbyHere = await join(here.url, ['lobby']);
