@@ -686,8 +686,9 @@ export class Stream extends Channel<StreamEvents> {
   #listenTo(socket: net.Socket): void {
     this.#socket = socket;
     (socket as OwnedSocket)[OWNER] = this;
-    // Node forgets the local address as a socket is destroyed: keep it then.
-    if (socket instanceof net.Socket) socket._destroy = Stream.#socketDestroy;
+    // Node forgets the local address as a socket is destroyed: keep it then, and what the
+    // socket still held (a memory link's too: it forgets its unsent bytes).
+    if (socket instanceof net.Socket || (socket as unknown) instanceof MemorySocket) socket._destroy = Stream.#socketDestroy;
     socket.on('data', Stream.#socketData);
     dropNodeEndListener(socket);
     socket.on('end', Stream.#socketEnd);
@@ -1665,7 +1666,7 @@ export class Stream extends Channel<StreamEvents> {
   /** Installed as each socket's `_destroy`: keep the local address while the handle still has it. */
   static #socketDestroy(this: OwnedSocket, err: Error | null, callback: (err?: Error | null) => void): void {
     const stream = this[OWNER]!;
-    if (stream.#socket === this && stream.#is(CONNECTED)) stream.#local ??= localAddressOf(this);
+    if (stream.#socket === this && stream.#is(CONNECTED) && this instanceof net.Socket) stream.#local ??= localAddressOf(this);
     // Whatever destroys it (a forced close, a reset), what the OS took is final now: count it
     // while the handle can still tell, so bytesWritten never goes back to an older figure.
     if (stream.#socket === this && stream.#inSocket > 0 && !stream.#is(WRITE_REFUSED)) {

@@ -181,6 +181,38 @@ describe('in-memory transport', () => {
     expect(reader.bytesRead).toBe(total);
   });
 
+  it("a reset mid-write: bytesWritten stays at what the link had taken, read or not before the reset", async () => {
+    const engine = testEngine({ clock: 'virtual' });
+    const accepted = deferred<Connection>();
+    class Paused extends Connection {
+      override onConnect() {
+        this.pauseReading();
+        accepted.resolve(this);
+      }
+    }
+    const address = memoryAddress('reset-accounting');
+    await new Server(Paused, { engine }).listen(address);
+    let atClose = -1;
+    class Writer extends Client {
+      override onReadError() {} // the reset: expected
+      override onClose() {
+        atClose = this.bytesWritten;
+      }
+    }
+    const client = new Writer({ engine });
+    await client.connect({ memory: address.slice('memory:'.length), latency: 5, buffer: 65536 });
+    client.write(Buffer.alloc(1 << 20));
+    await settle(engine);
+    const reader = await accepted.promise;
+    // What the link took: a full 64 KiB in flight, and what the reader's socket took in (unread).
+    const taken = 65536 + reader.bytesRead;
+    expect(taken).toBeLessThan(1 << 20);
+    await reader.close(false); // unread data: the writer is reset
+    await settle(engine);
+    expect(client.closed).toBe(true);
+    expect(atClose).toBe(taken);
+  });
+
   it('closing with unread data resets the peer: ECONNRESET reaches onReadError', async () => {
     const engine = testEngine();
     const serverSide = deferred<Connection>();
