@@ -266,7 +266,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     }
   }
 
-  /** Both connections are connected (the subscriber subscribed, or subscribing). */
+  /** Both connections are connected, and the subscriptions made by the subscriber's last connect are in place. */
   #up(): boolean {
     return this.#publisher.status === 'ready' && this.#subscribed;
   }
