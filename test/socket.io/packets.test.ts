@@ -10,6 +10,7 @@ describe('encode', () => {
   const packets: Packet[] = [
     { type: EVENT, nsp: '/', data: ['echo', 'x'.repeat(64)] },
     { type: EVENT, nsp: '/', data: ['chat', 'é "quoted" \\ \n \u2028 😀', 1.5, -0, NaN, Infinity, true, false, null, undefined] },
+    { type: EVENT, nsp: '/', data: ['mixed', 'é ü \x7f', '', 'lone \ud800 surrogate', 'pair 😀', 'quote"', 'tab\t', 0, -1e21, 2 ** 53] },
     { type: EVENT, nsp: '/chat', id: 7, data: ['ask', 1] },
     { type: EVENT, nsp: '', data: ['empty nsp'] },
     { type: ACK, nsp: '/', id: 0, data: [] },
