@@ -1,6 +1,6 @@
 /**
  * WebSocketConnection: a trews Stream that speaks RFC 6455 over its socket. Bytes read go to
- * ws's frame parser; messages come out whole (or, with a readDelimiter, their bytes are framed
+ * ws's frame parser (a server reads the common whole data frames itself); messages come out whole (or, with a readDelimiter, their bytes are framed
  * across messages by the Stream's own framer, as Pants does). Frames written go through the
  * Stream's write queue, so every message written in one dispatch leaves in one system call,
  * with the Stream's backpressure, accounting and close bounds.

@@ -1,7 +1,9 @@
 /**
  * The RFC 6455 pieces trews takes from `ws`: its frame parser (Receiver: fragmentation,
  * control frames, UTF-8 validation, maxPayload) and its frame builder (Sender.frame). trews
- * owns the socket; these only turn bytes into messages and messages into bytes.
+ * owns the socket; these only turn bytes into messages and messages into bytes. The frames
+ * most traffic is made of (whole, final, small data frames) a server reads and writes with
+ * the few lines here instead (simpleFrameSize, unmask, serverFrameHeader).
  */
 import { Buffer } from 'node:buffer';
 import * as ws from 'ws';
