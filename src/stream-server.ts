@@ -372,7 +372,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     const flush = typeof options === 'boolean' ? options : (options.flush ?? true);
     if (this.#state === 'closed' || this.#state === 'closing') {
       if (!flush) for (const connection of this.#live()) void connection.close(false);
-      return this.#closedOutcome.outcome;
+      return this.whenClosed();
     }
     const wasIdle = this.#state === 'idle';
     this.#state = 'closing';
@@ -383,7 +383,7 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
     this.#server?.close();
     for (const connection of this.#live()) void connection.close(options);
     this.#maybeFinalize();
-    return this.#closedOutcome.outcome;
+    return this.whenClosed();
   }
 
   destroy(err?: Error): void {
@@ -394,7 +394,10 @@ export class StreamServer<C extends Stream = Stream> extends Channel<StreamServe
 
   /** Resolves once the server and all its connections have closed. */
   whenClosed(): Promise<{ forced: number }> {
-    return this.#closedOutcome.outcome;
+    const closed = this.#closedOutcome.outcome;
+    // On a virtual clock, its connections' closes over simulated links take virtual time:
+    // awaiting this lets it pass (see Engine#_awaitTime).
+    return this.#endpoint?.kind === 'memory' && this.#state !== 'closed' ? this.engine._awaitTime(closed) : closed;
   }
 
   #onListenerClose = (): void => {

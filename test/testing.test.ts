@@ -75,6 +75,15 @@ describe('closing on a virtual clock', () => {
     expect(engine.channels.size).toBe(0);
   });
 
+  it('await server.close() with connections open over a 30 ms link resolves by itself: each connection closes gracefully', async () => {
+    const { engine, server, client } = await linked(30);
+    const { forced } = await server.close();
+    expect(forced).toBe(0);
+    expect(client.closed).toBe(true); // the server's FIN reached it; its own went back
+    expect(engine.now()).toBe(60);
+    await engine.stop();
+  });
+
   it('a close nobody awaits leaves the clock alone; next to an awaited close, runFor() moves the clock', async () => {
     const { engine, client } = await linked(20);
     void client.close();
