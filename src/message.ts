@@ -60,8 +60,10 @@ export interface CloseReport {
 
 /**
  * - `'now'`: close at once; whatever was not written out is reported.
- * - `'message'`: hand nothing more to the stream, let what it holds go out, then close;
- *   the channel's queue is reported as `queued`.
+ * - `'message'`: finish the message being written, then close; every message after it, in
+ *   the channel or the stream, is reported as `queued` and never sent. The socket's current
+ *   write (at most 256 KiB, coalesced) cannot be cut at a message boundary, so its messages
+ *   still go out whole.
  * - `'queue'` (default): wait (up to `timeout`) for replies to requests being answered, send
  *   everything queued, then close gracefully (forced after `timeout`).
  */
