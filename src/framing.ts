@@ -8,6 +8,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { Struct, type StructValue, type StructValues } from './struct.js';
+import { stickyMatcher, type StickyMatcher } from './sticky-matcher.js';
 
 /** What `readDelimiter` accepts. */
 export type Delimiter = null | string | Uint8Array | number | RegExp | Struct;
@@ -177,6 +178,11 @@ function isContinuation(code: number): boolean {
  */
 export function cutsCharacter(text: string, start: number, end: number): boolean {
   if (start < text.length && isContinuation(text.charCodeAt(start))) return true;
+  return endCutsCharacter(text, start, end);
+}
+
+/** Whether text[start, end) ends inside a character (the start is not checked). */
+function endCutsCharacter(text: string, start: number, end: number): boolean {
   if (end < text.length) return isContinuation(text.charCodeAt(end));
   // At the end of the data: the last character must be complete.
   for (let i = end - 1, seen = 1; i >= start && i >= end - 4; i--, seen++) {
@@ -223,6 +229,18 @@ const YES = 1;
 const INCOMPLETE = 2;
 
 /**
+ * V8 re-runs a sticky RegExp from the frame's start on each arrival while its failed
+ * attempts at that frame have scanned (the buffered length, each) at most `perByte` bytes
+ * per byte buffered, plus `base`; past that, a StickyMatcher takes over. A frame in k equal
+ * chunks costs V8 about n(k-1)/2, so frames in up to ~17 chunks (1 MiB in 64 KiB reads)
+ * stay with V8 at today's speed. The matcher costs some 7 (1 MiB frames) to 20 (64 KiB)
+ * times what a charged byte costs V8, so spending 8n on V8 before switching keeps either
+ * kind of frame within a small factor of the cheaper way, whatever the chunking.
+ * Tests lower these to run the matcher on short input.
+ */
+export const stickyRetry = { perByte: 8, base: 4096 };
+
+/**
  * The framer behind `readDelimiter`, usable on its own: push bytes in, take whole frames out.
  * Pure (no sockets), O(n) in the bytes pushed.
  */
@@ -255,6 +273,13 @@ export class ReadBuffer {
   #openMatch: string | null = null;
   /** Where the next non-sticky RegExp search starts (see REGEX_MATCH_LIMIT). */
   #regexFrom = 0;
+  /**
+   * Bytes V8 scanned in failed sticky attempts at this frame (see stickyRetry);
+   * -Infinity when the pattern is beyond the StickyMatcher: V8 on every arrival, as ever.
+   */
+  #stickyCost = 0;
+  /** The matcher that took over this frame from V8, fed the frame's bytes so far. */
+  #sticky: StickyMatcher | null = null;
   /** Where small chunks are gathered (see #gather): the block, and how much of it is filled. */
   #block: Buffer | null = null;
   #blockUsed = 0;
@@ -424,11 +449,7 @@ export class ReadBuffer {
   #nextRegex(search: RegExp, sticky: boolean, utf8: boolean): Buffer | null {
     let m: RegExpExecArray | null;
     if (sticky) {
-      this.#text ??= this.#latin1();
-      search.lastIndex = 0;
-      m = search.exec(this.#text);
-      if (m !== null && m[0].length === 0) m = null; // an empty match makes no progress: wait
-      else if (m !== null && utf8 && cutsCharacter(this.#text, 0, m[0].length)) m = null; // it may grow to a whole character
+      m = this.#stickyMatch(search, utf8);
     } else if (this.#regexFrom === 0) {
       this.#text ??= this.#latin1();
       m = findDelimiter(search, this.#text, 0, utf8);
@@ -463,6 +484,38 @@ export class ReadBuffer {
     // /\r\n|\r|\n/, a '\r' ending this chunk may be the start of a '\r\n'.
     if (len > 0 && this.length === 0) this.#openMatch = m[0];
     return frame;
+  }
+
+  /**
+   * V8's sticky match at the head, if it makes a frame. While the retry budget lasts, V8
+   * runs on every arrival; then a StickyMatcher is fed each byte once, and V8 runs only when
+   * the matcher says a frame is there (V8 has the last word): linear whatever the chunking.
+   */
+  #stickyMatch(search: RegExp, utf8: boolean): RegExpExecArray | null {
+    let matcher = this.#sticky;
+    // The cost is 0 for a frame's first attempt (the common case): no budget to work out.
+    if (matcher === null && this.#stickyCost !== 0 && this.#stickyCost > stickyRetry.perByte * this.length + stickyRetry.base) {
+      matcher = this.#sticky = stickyMatcher(search);
+      if (matcher === null) this.#stickyCost = -Infinity;
+      else this.#text = null; // not kept up to date on every push while the matcher reads the bytes
+    }
+    if (matcher !== null) {
+      matcher.feed(this.#latin1(matcher.length));
+      if (matcher.end <= 0 || (utf8 && this.#matcherCutsCharacter(matcher))) return null;
+    }
+    this.#text ??= this.#latin1();
+    search.lastIndex = 0;
+    const m = search.exec(this.#text);
+    // An empty match makes no progress, and one that cuts a character may yet grow: wait.
+    if (m !== null && m[0].length !== 0 && !(utf8 && cutsCharacter(this.#text, 0, m[0].length))) return m;
+    this.#stickyCost += this.length;
+    return null;
+  }
+
+  /** cutsCharacter for the matcher's match, from the bytes it kept around the end. */
+  #matcherCutsCharacter(matcher: StickyMatcher): boolean {
+    if (isContinuation(this.#chunks[this.#head]![this.#offset]!)) return true;
+    return endCutsCharacter(matcher.aroundEnd(), 0, Math.min(matcher.end, 4));
   }
 
   /**
@@ -660,6 +713,8 @@ export class ReadBuffer {
 
   #resetScan(): void {
     this.#regexFrom = 0;
+    this.#stickyCost = 0;
+    this.#sticky = null;
     this.#scanPos = 0;
     this.#scanChunk = this.#head;
     this.#scanBase = 0;
