@@ -248,6 +248,8 @@ const QUANTIFIER = /[*+?]|\{(\d+)(?:(,)(\d*))?\}/y;
 class Parser {
   #at = 0;
   #depth = 0;
+  /** Atoms parsed: each is at least one instruction, so past MAX_STATES the pattern is left to V8 before its sets are asked for. */
+  #atoms = 0;
   readonly #source: string;
   readonly #unicode: boolean;
   /** The flags that decide which characters an atom matches. */
@@ -374,6 +376,7 @@ class Parser {
   #char(end: number): Node {
     const atom = this.#source.slice(this.#at, end);
     this.#at = end;
+    if (++this.#atoms > MAX_STATES) throw UNSUPPORTED;
     let set = this.#setIndex.get(atom);
     if (set === undefined) {
       let re: RegExp;
