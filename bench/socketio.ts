@@ -91,5 +91,6 @@ export async function run(): Promise<void> {
     goal: 0.5,
     connections: idleConnections,
     rounds,
+    settleMs: Math.round(envNumber('BENCH_IDLE_SETTLE', 20_000)),
   });
 }

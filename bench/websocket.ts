@@ -90,5 +90,6 @@ export async function run(): Promise<void> {
     goal: 1,
     connections: idleConnections,
     rounds,
+    settleMs: Math.round(envNumber('BENCH_IDLE_SETTLE', 20_000)),
   });
 }
