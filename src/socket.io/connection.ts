@@ -123,8 +123,6 @@ export class SocketConnection {
   namespace = '/';
   /** The server that accepted it. */
   declare server: SocketIOServer;
-  /** What the client sent and was, as `onOpen` saw it. */
-  declare info: OpenInfo;
   /** @internal */
   declare _client: SocketIOClient;
   /** @internal */
@@ -137,6 +135,19 @@ export class SocketConnection {
   #early: Encoded[] | null = null;
   /** Ordered mode: events waiting for the running handler. Null when idle. */
   #queue: QueuedEvent[] | null = null;
+  /** `info` once made; before, the CONNECT's `auth` (a Pending) or undefined (none sent). */
+  #info: OpenInfo | Pending | undefined = undefined;
+
+  /** What the client sent and was, as `onOpen` saw it (made from the session's handshake when first read). */
+  get info(): OpenInfo {
+    const info = this.#info;
+    if (info !== undefined && !(info instanceof Pending)) return info;
+    return (this.#info = this._client._openInfo(info?.auth, this.namespace));
+  }
+
+  set info(info: OpenInfo) {
+    this.#info = info;
+  }
 
   /** True from the CONNECT reply until closed. */
   get connected(): boolean {
@@ -284,6 +295,11 @@ export class SocketConnection {
     return true;
   }
 
+  /** @internal The CONNECT's `auth`, kept for `info` (undefined: none sent). */
+  _opening(auth: Record<string, unknown> | undefined): void {
+    if (auth !== undefined) this.#info = new Pending(auth);
+  }
+
   /** @internal The CONNECT reply is out. */
   _opened(): void {
     this.#state = 'open';
@@ -401,6 +417,11 @@ export class SocketConnection {
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
+
+/** The CONNECT's `auth`, waiting for `info` to be made. */
+class Pending {
+  constructor(readonly auth: Record<string, unknown>) {}
+}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';

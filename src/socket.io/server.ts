@@ -13,7 +13,7 @@ import { formatAddress, parseAddress, toAddress, type Address, type AddressInput
 import { ListenError, StateError } from '../errors.js';
 import { WebSocketServer } from '../websocket/server.js';
 import { SocketConnection, type SocketConnectionClass } from './connection.js';
-import { SocketIOClient, type RequestInfo } from './client.js';
+import { handshakeOf, SocketIOClient } from './client.js';
 import { EngineSession, EngineWebSocket, type EngineSettings, type TransportName } from './engine-session.js';
 import { Broadcast, Namespace } from './namespace.js';
 import type { Encoded } from './packets.js';
@@ -328,12 +328,8 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> implements Rel
   #open(request: http.IncomingMessage, url: URL): EngineSession {
     const session = new EngineSession(this.engine, this.#settings, this.#forget);
     this.#sessions.set(session.sid, session);
-    const info: RequestInfo = {
-      query: Object.fromEntries(url.searchParams),
-      headers: request.headers,
-      address: toAddress({ address: request.socket.remoteAddress, port: request.socket.remotePort, family: request.socket.remoteFamily }) as InetAddress | null,
-    };
-    session.listener = new SocketIOClient(this, session, info);
+    const address = toAddress({ address: request.socket.remoteAddress, port: request.socket.remotePort, family: request.socket.remoteFamily }) as InetAddress | null;
+    session.listener = new SocketIOClient(this, session, handshakeOf(url.search, request.headers, address));
     return session;
   }
 

@@ -119,6 +119,32 @@ describe.each(Object.entries(TRANSPORTS))('Socket.IO features with socket.io-cli
     expect(welcome.connected).toBe(true);
   });
 
+  it('info holds the handshake request (query, headers, address) and the auth, in onOpen and when read later without one', async () => {
+    const engine = testEngine();
+    const seen: OpenInfo[] = [];
+    class Later extends SocketConnection {
+      static override events = { info: function (this: Later) { return this.info; } };
+    }
+    class Checked extends SocketConnection {
+      static override endpoints = { '/later': Later };
+      static override events = { same: function (this: Checked) { return this.info === seen[0]; } };
+      override onOpen(info: OpenInfo) {
+        seen.push(info);
+      }
+    }
+    const { url } = await serve(engine, Checked);
+    const socket = client(url, { ...options, query: { room: 'lobby', n: '2' }, extraHeaders: { 'x-trews': 'yes' }, auth: { user: 'ann' } });
+    await connected(socket);
+    const later = socket.io.socket('/later');
+    await connected(later);
+    expect(await socket.emitWithAck('same')).toBe(true);
+    const [info] = seen;
+    expect(info).toMatchObject({ auth: { user: 'ann' }, query: { room: 'lobby', n: '2', EIO: '4', transport: transports[0] }, headers: { 'x-trews': 'yes' }, address: { address: '127.0.0.1', family: 'IPv4' }, namespace: '/' });
+    expect(info!.address!.port).toBeGreaterThan(0);
+    // No onOpen: the same request, the namespace's own name and an empty auth.
+    expect(await later.emitWithAck('info')).toEqual({ ...info, auth: {}, namespace: '/later' });
+  });
+
   it('routes namespaces to their endpoint classes; an unknown namespace is refused; one namespace disconnects, the other stays', async () => {
     const engine = testEngine();
     const closes: string[] = [];
