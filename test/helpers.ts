@@ -29,17 +29,7 @@ export function onCleanup(fn: () => unknown): void {
   cleanups.push(fn);
 }
 
-/** A port nobody listens on right now (listen on 0, note the port, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './free-port.js';
 
 export function portOf(address: unknown): number {
   return (address as InetAddress).port;

@@ -4,6 +4,20 @@ import { ConnectError, ListenError } from '../src/errors.js';
 import { memoryAddress, runFor, settle } from '../src/testing.js';
 import { deferred, testEngine } from './helpers.js';
 
+/** A memory server whose connections stop reading at once; `accepted` gets the first. */
+async function pausedServer(engine: Engine, name: string) {
+  const accepted = deferred<Connection>();
+  class Paused extends Connection {
+    override onConnect() {
+      this.pauseReading();
+      accepted.resolve(this);
+    }
+  }
+  const address = memoryAddress(name);
+  await new Server(Paused, { engine }).listen(address);
+  return { accepted: accepted.promise, address };
+}
+
 class Echo extends Connection {
   override readDelimiter = '\n';
   override onRead(line: Buffer) {
@@ -155,19 +169,11 @@ describe('in-memory transport', () => {
 
   it('a bounded in-flight buffer stalls the writer until the reader takes data', async () => {
     const engine = testEngine({ clock: 'virtual' });
-    const accepted = deferred<Connection>();
-    class Paused extends Connection {
-      override onConnect() {
-        this.pauseReading();
-        accepted.resolve(this);
-      }
-    }
-    const address = memoryAddress('inflight');
-    await new Server(Paused, { engine }).listen(address);
+    const { accepted, address } = await pausedServer(engine, 'inflight');
     const client = new Client({ engine, writeHighWaterMark: 1024 });
     void client.connect({ memory: address.slice('memory:'.length), buffer: 4096 });
     await settle(engine);
-    const reader = await accepted.promise;
+    const reader = await accepted;
     const total = 256 * 1024;
     for (let sent = 0; sent < total; sent += 1024) client.write(Buffer.alloc(1024));
     await settle(engine);
@@ -183,15 +189,7 @@ describe('in-memory transport', () => {
 
   it("a reset mid-write: bytesWritten stays at what the link had taken, read or not before the reset", async () => {
     const engine = testEngine({ clock: 'virtual' });
-    const accepted = deferred<Connection>();
-    class Paused extends Connection {
-      override onConnect() {
-        this.pauseReading();
-        accepted.resolve(this);
-      }
-    }
-    const address = memoryAddress('reset-accounting');
-    await new Server(Paused, { engine }).listen(address);
+    const { accepted, address } = await pausedServer(engine, 'reset-accounting');
     let atClose = -1;
     class Writer extends Client {
       override onReadError() {} // the reset: expected
@@ -203,7 +201,7 @@ describe('in-memory transport', () => {
     await client.connect({ memory: address.slice('memory:'.length), latency: 5, buffer: 65536 });
     client.write(Buffer.alloc(1 << 20));
     await settle(engine);
-    const reader = await accepted.promise;
+    const reader = await accepted;
     // What the link took: a full 64 KiB in flight, and what the reader's socket took in (unread).
     const taken = 65536 + reader.bytesRead;
     expect(taken).toBeLessThan(1 << 20);

@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { freePort } from './free-port.js';
 
 /** Whether `redis-server` is installed (tests that need it skip, saying so, when it is not). */
 export const hasRedisServer = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -23,7 +24,7 @@ export class RedisServer {
 
   /** Start one on a free port; resolves once it accepts connections. */
   static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await freeLoopbackPort());
+    const server = new RedisServer(await freePort());
     await server.start();
     return server;
   }
@@ -69,15 +70,4 @@ export class RedisServer {
       child.kill('SIGKILL');
     });
   }
-}
-
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
