@@ -164,8 +164,6 @@ export class SocketIOClient implements SessionListener {
       return;
     }
     connection.id = randomBytes(15).toString('base64url');
-    connection.namespace = nsp;
-    connection.server = this.server;
     connection._client = this;
     connection._namespace = this.server.of(nsp);
     connection._opening(auth);

@@ -119,34 +119,26 @@ export class SocketConnection {
 
   /** The Socket.IO socket id (what the client sees as `socket.id`; not the Engine.IO session id). */
   id = '';
+  // namespace, server, info: accessors on the prototype (see the static block), no field of
+  // their own; declared as properties so that a subclass may narrow them (`declare server: MyServer`).
   /** The namespace's name ('/', '/chat', ...). */
-  namespace = '/';
+  declare namespace: string;
   /** The server that accepted it. */
   declare server: SocketIOServer;
+  /** What the client sent and was, as `onOpen` saw it (made from the session's handshake when first read). */
+  declare info: OpenInfo;
   /** @internal */
   declare _client: SocketIOClient;
   /** @internal */
   declare _namespace: Namespace;
   #state: 'opening' | 'open' | 'closed' = 'opening';
-  #rooms: Set<string> | null = null;
-  #acks: Map<number, PendingAck> | null = null;
-  #nextAck = 0;
-  /** Packets sent during onOpen, sent right after the CONNECT reply. */
-  #early: Encoded[] | null = null;
-  /** Ordered mode: events waiting for the running handler. Null when idle. */
-  #queue: QueuedEvent[] | null = null;
+  /** Rooms, acks, early packets and queued events, made on first use (see Extra). */
+  #more: Extra | null = null;
   /** `info` once made; before, the CONNECT's `auth` (a Pending) or undefined (none sent). */
   #info: OpenInfo | Pending | undefined = undefined;
 
-  /** What the client sent and was, as `onOpen` saw it (made from the session's handshake when first read). */
-  get info(): OpenInfo {
-    const info = this.#info;
-    if (info !== undefined && !(info instanceof Pending)) return info;
-    return (this.#info = this._client._openInfo(info?.auth, this.namespace));
-  }
-
-  set info(info: OpenInfo) {
-    this.#info = info;
+  get #extra(): Extra {
+    return (this.#more ??= new Extra());
   }
 
   /** True from the CONNECT reply until closed. */
@@ -160,7 +152,7 @@ export class SocketConnection {
 
   /** The rooms joined. */
   get rooms(): ReadonlySet<string> {
-    return this.#rooms ?? EMPTY;
+    return this.#more?.rooms ?? EMPTY;
   }
 
   /** The Engine.IO transport in use now ('websocket' after an upgrade). */
@@ -233,9 +225,10 @@ export class SocketConnection {
   #emitWithAck(ms: number, name: string, args: unknown[]): Promise<unknown> {
     checkEventName(name);
     if (this.#state === 'closed') return Promise.reject(new ClosedError(`emitWithAck('${name}') on a closed connection`));
-    const acks = (this.#acks ??= new Map());
+    const extra = this.#extra;
+    const acks = (extra.acks ??= new Map());
     if (acks.size >= this.maxPendingAcks) return Promise.reject(new StateError(`${acks.size} acks already pending (maxPendingAcks)`));
-    const id = this.#nextAck++;
+    const id = extra.nextAck++;
     return new Promise((resolve, reject) => {
       const timer = this.server.engine.defer(ms, () => {
         acks.delete(id);
@@ -251,13 +244,13 @@ export class SocketConnection {
   join(room: string | readonly string[]): void {
     if (this.#state === 'closed') return;
     for (const one of typeof room === 'string' ? [room] : room) {
-      (this.#rooms ??= new Set()).add(one);
+      (this.#extra.rooms ??= new Set()).add(one);
       this._namespace._join(this, one);
     }
   }
 
   leave(room: string): void {
-    if (this.#rooms?.delete(room)) this._namespace._leave(this, room);
+    if (this.#more?.rooms?.delete(room)) this._namespace._leave(this, room);
   }
 
   /** Send to a room's members but this connection: `this.to('lobby').emit('hi')`. */
@@ -287,7 +280,7 @@ export class SocketConnection {
   _sendEncoded(parts: Encoded): boolean {
     if (this.#state !== 'open') {
       if (this.#state === 'closed') return false;
-      (this.#early ??= []).push(parts);
+      (this.#extra.early ??= []).push(parts);
       return true;
     }
     const session = this._client.session;
@@ -304,20 +297,22 @@ export class SocketConnection {
   _opened(): void {
     this.#state = 'open';
     this._namespace.connections.set(this.id, this);
-    const early = this.#early;
-    this.#early = null;
-    for (const parts of early ?? []) this._sendEncoded(parts);
+    const early = this.#more?.early;
+    if (early == null) return;
+    this.#more!.early = null;
+    for (const parts of early) this._sendEncoded(parts);
   }
 
   /** @internal An event from the client; `id` when it wants an ack. */
   _event(name: string, args: unknown[], id: number | undefined): void {
     if (this.#state !== 'open') return;
-    if (this.#queue !== null) {
-      if (this.#queue.length >= MAX_QUEUED_EVENTS) {
+    const queue = this.#more?.queue;
+    if (queue != null) {
+      if (queue.length >= MAX_QUEUED_EVENTS) {
         this._client.session.close('transport error');
         return;
       }
-      this.#queue.push({ name, args, id });
+      queue.push({ name, args, id });
       return;
     }
     this.#run(name, args, id);
@@ -335,7 +330,7 @@ export class SocketConnection {
       this.#ack(id, result);
       return;
     }
-    if (this.ordered) this.#queue ??= [];
+    if (this.ordered) this.#extra.queue ??= [];
     Promise.resolve(result).then(
       (value) => {
         this.#ack(id, value);
@@ -350,14 +345,14 @@ export class SocketConnection {
 
   /** Ordered mode: run the events that waited for the last handler, until one is async again. */
   #next(): void {
-    if (!this.ordered) return;
-    const queue = this.#queue;
-    this.#queue = null;
+    if (!this.ordered || this.#more === null) return;
+    const queue = this.#more.queue;
+    this.#more.queue = null;
     while (queue !== null && queue.length > 0 && this.#state === 'open') {
       const { name, args, id } = queue.shift()!;
       this.#run(name, args, id);
-      const waiting = this.#queue as QueuedEvent[] | null;
-      if (waiting !== null) {
+      const waiting = this.#more?.queue as QueuedEvent[] | null | undefined;
+      if (waiting != null) {
         // That handler is async: the rest wait for it.
         waiting.push(...queue);
         return;
@@ -380,9 +375,10 @@ export class SocketConnection {
 
   /** @internal The client's ack for one of our emitWithAck calls. */
   _acked(id: number, args: unknown[]): void {
-    const pending = this.#acks?.get(id);
+    const acks = this.#more?.acks;
+    const pending = acks?.get(id);
     if (pending === undefined) return;
-    this.#acks!.delete(id);
+    acks!.delete(id);
     pending.timer.cancel();
     pending.resolve(args[0]);
   }
@@ -392,14 +388,11 @@ export class SocketConnection {
     if (this.#state === 'closed') return;
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
-    this.#queue = null;
-    this.#early = null;
+    const more = this.#more;
+    this.#more = null;
     if (wasOpen) this._namespace.connections.delete(this.id);
-    for (const room of this.#rooms ?? []) this._namespace._leave(this, room);
-    this.#rooms = null;
-    const acks = this.#acks;
-    this.#acks = null;
-    for (const pending of acks?.values() ?? []) {
+    for (const room of more?.rooms ?? []) this._namespace._leave(this, room);
+    for (const pending of more?.acks?.values() ?? []) {
       pending.timer.cancel();
       pending.reject(new ClosedError(`the connection closed (${reason}) before the ack came`));
     }
@@ -413,10 +406,46 @@ export class SocketConnection {
 
   static {
     Object.assign(SocketConnection.prototype, { ordered: false, ackTimeout: 10_000, maxPendingAcks: 1024 });
+    Object.defineProperties(SocketConnection.prototype, {
+      namespace: {
+        get(this: SocketConnection): string {
+          return (this._namespace as Namespace | undefined)?.name ?? '/';
+        },
+        configurable: true,
+      },
+      server: {
+        get(this: SocketConnection): SocketIOServer | undefined {
+          return (this._client as SocketIOClient | undefined)?.server;
+        },
+        configurable: true,
+      },
+      info: {
+        get(this: SocketConnection): OpenInfo {
+          const info = this.#info;
+          if (info !== undefined && !(info instanceof Pending)) return info;
+          return (this.#info = this._client._openInfo(info?.auth, this.namespace));
+        },
+        set(this: SocketConnection, info: OpenInfo): void {
+          this.#info = info;
+        },
+        configurable: true,
+      },
+    });
   }
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
+
+/** A connection's rarely used state, kept out of it: an idle connection has none. */
+class Extra {
+  rooms: Set<string> | null = null;
+  acks: Map<number, PendingAck> | null = null;
+  nextAck = 0;
+  /** Packets sent during onOpen, sent right after the CONNECT reply. */
+  early: Encoded[] | null = null;
+  /** Ordered mode: events waiting for the running handler. Null when idle. */
+  queue: QueuedEvent[] | null = null;
+}
 
 /** The CONNECT's `auth`, waiting for `info` to be made. */
 class Pending {
