@@ -3,7 +3,7 @@
  * one SocketConnection per namespace on CONNECT, routes events and acks to them, and closes the
  * whole session on any invalid packet.
  */
-import type { Buffer } from 'node:buffer';
+import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { Decoder, PacketType, type Packet } from 'socket.io-parser';
 import { debug, type Timer } from '../engine.js';
@@ -20,7 +20,9 @@ import type { SocketIOServer } from './server.js';
 export type Handshake = string & { readonly __handshake: never };
 
 export function handshakeOf(search: string, headers: OpenInfo['headers'], address: OpenInfo['address']): Handshake {
-  return JSON.stringify([search, headers, address]) as Handshake;
+  // V8 builds JSON.stringify's result as a tree of string pieces (about 400 B here), copied
+  // into one flat string; latin1 keeps every character, as Node reads URLs and headers as latin1.
+  return Buffer.from(JSON.stringify([search, headers, address]), 'latin1').toString('latin1') as Handshake;
 }
 
 /**

@@ -133,13 +133,13 @@ describe.each(Object.entries(TRANSPORTS))('Socket.IO features with socket.io-cli
       }
     }
     const { url } = await serve(engine, Checked);
-    const socket = client(url, { ...options, query: { room: 'lobby', n: '2' }, extraHeaders: { 'x-trews': 'yes' }, auth: { user: 'ann' } });
+    const socket = client(url, { ...options, query: { room: 'lobby', n: '2' }, extraHeaders: { 'x-trews': 'yes', 'x-latin1': 'café' }, auth: { user: 'ann' } });
     await connected(socket);
     const later = socket.io.socket('/later');
     await connected(later);
     expect(await socket.emitWithAck('same')).toBe(true);
     const [info] = seen;
-    expect(info).toMatchObject({ auth: { user: 'ann' }, query: { room: 'lobby', n: '2', EIO: '4', transport: transports[0] }, headers: { 'x-trews': 'yes' }, address: { address: '127.0.0.1', family: 'IPv4' }, namespace: '/' });
+    expect(info).toMatchObject({ auth: { user: 'ann' }, query: { room: 'lobby', n: '2', EIO: '4', transport: transports[0] }, headers: { 'x-trews': 'yes', 'x-latin1': 'café' }, address: { address: '127.0.0.1', family: 'IPv4' }, namespace: '/' });
     expect(info!.address!.port).toBeGreaterThan(0);
     // No onOpen: the same request, the namespace's own name and an empty auth.
     expect(await later.emitWithAck('info')).toEqual({ ...info, auth: {}, namespace: '/later' });
