@@ -39,6 +39,14 @@ export interface EngineSettings {
   upgrades: readonly TransportName[];
 }
 
+/** What a session needs of its server: one object shared by all its sessions (not three fields in each). */
+export interface SessionHost {
+  readonly engine: Engine;
+  readonly settings: EngineSettings;
+  /** Told once, when a session ends. */
+  sessionEnded(session: EngineSession): void;
+}
+
 /** What the session reports to the layer above. */
 export interface SessionListener {
   onEngineMessage(data: string | Buffer): void;
@@ -86,9 +94,7 @@ export class EngineSession {
   /** The Engine.IO session id (sent in the handshake; not the Socket.IO socket id). */
   readonly sid = randomBytes(15).toString('base64url');
   listener: SessionListener | null = null;
-  readonly #engine: Engine;
-  readonly #settings: EngineSettings;
-  readonly #ended: (session: EngineSession) => void;
+  readonly #host: SessionHost;
   /** The WebSocket transport, once in use (from the start or after the upgrade). */
   #socket: EngineWebSocket | null = null;
   /** Polling and upgrade state, made when first set (see Polling): a WebSocket-only session has none. */
@@ -96,10 +102,8 @@ export class EngineSession {
   #pongDue: Timer | null = null;
   #closed = false;
 
-  constructor(engine: Engine, settings: EngineSettings, ended: (session: EngineSession) => void) {
-    this.#engine = engine;
-    this.#settings = settings;
-    this.#ended = ended;
+  constructor(host: SessionHost) {
+    this.#host = host;
   }
 
   get #more(): Polling {
@@ -173,7 +177,7 @@ export class EngineSession {
 
   /** The open packet's JSON: what the client learns in the handshake. */
   handshake(): string {
-    const { pingInterval, pingTimeout, maxPayload, upgrades } = this.#settings;
+    const { pingInterval, pingTimeout, maxPayload, upgrades } = this.#host.settings;
     return `0${JSON.stringify({ sid: this.sid, upgrades: this.#socket === null ? upgrades : [], pingInterval, pingTimeout, maxPayload })}`;
   }
 
@@ -188,7 +192,7 @@ export class EngineSession {
       // A peer that sends but never reads is paused until our writes drain: memory stays bounded.
       if (!socket.write(typeof data === 'string' ? `4${data}` : data) && !socket.readingPaused) socket.pauseReading();
       // What the server sends on its own (broadcasts) is bounded too.
-      if (socket.bufferedBytes > this.#settings.maxBufferedBytes) {
+      if (socket.bufferedBytes > this.#host.settings.maxBufferedBytes) {
         debug('socket.io session %s: %d bytes queued, closing', this.sid, socket.bufferedBytes);
         this.close('transport error');
       }
@@ -198,7 +202,7 @@ export class EngineSession {
   }
 
   #enqueue(packet: Packet): void {
-    if (this.#queue.length >= this.#settings.maxBufferedPackets) {
+    if (this.#queue.length >= this.#host.settings.maxBufferedPackets) {
       debug('socket.io session %s: %d packets buffered, closing', this.sid, this.#queue.length);
       this.close('transport error');
       return;
@@ -264,7 +268,7 @@ export class EngineSession {
     if (this.#closed || this.#socket !== null || this.#probe !== null) return false;
     this.#probe = socket;
     socket._session = this;
-    this.#probeTimer = this.#engine.defer(this.#settings.upgradeTimeout, () => {
+    this.#probeTimer = this.#host.engine.defer(this.#host.settings.upgradeTimeout, () => {
       if (this.#probe === socket) void socket.close();
     });
     return true;
@@ -351,7 +355,7 @@ export class EngineSession {
     try {
       this.listener?.onEngineMessage(data);
     } catch (err) {
-      this.#engine.reportError(err);
+      this.#host.engine.reportError(err);
       this.close('transport error');
     }
   }
@@ -361,7 +365,7 @@ export class EngineSession {
     if (this.#closed) return;
     if (this.#socket !== null) this.#socket.connected && !this.#socket.closing && this.#socket.write('2');
     else this.#enqueue({ type: 'ping' });
-    this.#pongDue ??= this.#engine.defer(this.#settings.pingTimeout, EngineSession.#pongLate, this);
+    this.#pongDue ??= this.#host.engine.defer(this.#host.settings.pingTimeout, EngineSession.#pongLate, this);
   }
 
   // ---- closing -----------------------------------------------------------------------------
@@ -391,11 +395,11 @@ export class EngineSession {
       void this.#probe.close();
     }
     this.#queue = NO_PACKETS;
-    this.#ended(this);
+    this.#host.sessionEnded(this);
     try {
       this.listener?.onEngineClose(reason);
     } catch (err) {
-      this.#engine.reportError(err);
+      this.#host.engine.reportError(err);
     }
   }
 

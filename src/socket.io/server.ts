@@ -14,7 +14,7 @@ import { ListenError, StateError } from '../errors.js';
 import { WebSocketServer } from '../websocket/server.js';
 import { SocketConnection, type SocketConnectionClass } from './connection.js';
 import { handshakeOf, SocketIOClient } from './client.js';
-import { EngineSession, EngineWebSocket, type EngineSettings, type TransportName } from './engine-session.js';
+import { EngineSession, EngineWebSocket, type EngineSettings, type SessionHost, type TransportName } from './engine-session.js';
 import { Broadcast, Namespace } from './namespace.js';
 import type { Encoded } from './packets.js';
 import type { RelayParts, Relaying } from '../relay.js';
@@ -86,8 +86,8 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> implements Rel
   readonly transports: readonly TransportName[];
   readonly #settings: EngineSettings;
   readonly #sessions = new Map<string, EngineSession>();
-  /** Told by each session that ends: one function for all (a closure per session would cost ~100 B). */
-  readonly #forget = (ended: EngineSession): void => void this.#sessions.delete(ended.sid);
+  /** What every session reads of this server: one object for all. */
+  readonly #host: SessionHost;
   readonly #namespaces = new Map<string, Namespace>();
   readonly #endpoints = new Map<string, SocketConnectionClass>();
   readonly #websockets: EngineWebSocketServer;
@@ -126,6 +126,8 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> implements Rel
       maxBufferedBytes: options.maxBufferedBytes ?? 16 * 1024 * 1024,
       upgrades: this.transports.includes('websocket') ? ['websocket'] : [],
     };
+    const sessions = this.#sessions;
+    this.#host = { engine: this.engine, settings: this.#settings, sessionEnded: (ended) => void sessions.delete(ended.sid) };
     this.#websockets = new EngineWebSocketServer(this, { engine: this.engine, path: this.path, connectionOptions: { bufferSize: maxPayload } });
   }
 
@@ -326,7 +328,7 @@ export class SocketIOServer extends Channel<SocketIOServerEvents> implements Rel
   }
 
   #open(request: http.IncomingMessage, url: URL): EngineSession {
-    const session = new EngineSession(this.engine, this.#settings, this.#forget);
+    const session = new EngineSession(this.#host);
     this.#sessions.set(session.sid, session);
     const address = toAddress({ address: request.socket.remoteAddress, port: request.socket.remotePort, family: request.socket.remoteFamily }) as InetAddress | null;
     session.listener = new SocketIOClient(this, session, handshakeOf(url.search, request.headers, address));
