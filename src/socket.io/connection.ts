@@ -420,10 +420,12 @@ export class SocketConnection {
         configurable: true,
       },
       info: {
-        get(this: SocketConnection): OpenInfo {
+        get(this: SocketConnection): OpenInfo | undefined {
           const info = this.#info;
           if (info !== undefined && !(info instanceof Pending)) return info;
-          return (this.#info = this._client._openInfo(info?.auth, this.namespace));
+          // Undefined until the client's CONNECT made this connection (in a constructor, say).
+          const client = this._client as SocketIOClient | undefined;
+          return client === undefined ? undefined : (this.#info = client._openInfo(info?.auth, this.namespace));
         },
         set(this: SocketConnection, info: OpenInfo): void {
           this.#info = info;
