@@ -38,11 +38,10 @@ export class SocketIOClient implements SessionListener {
   /** The decoder of a binary packet waiting for its attachments. */
   #binary: Decoder | null = null;
   /**
-   * Open and opening connections by namespace: most sessions use one namespace, held in
-   * `#one` with no Map; a Map is made only for a second one.
+   * Open and opening connections: most sessions use one namespace, held here with no Map; a
+   * Map by namespace is made only for a second one.
    */
-  #one: SocketConnection | null = null;
-  #more: Map<string, SocketConnection> | null = null;
+  #connections: SocketConnection | Map<string, SocketConnection> | null = null;
   #connectTimer: Timer | null;
 
   constructor(
@@ -56,7 +55,7 @@ export class SocketIOClient implements SessionListener {
 
   static #connectLate(client: SocketIOClient): void {
     client.#connectTimer = null;
-    if (client.#one === null && client.#more === null) client.session.close('transport close');
+    if (client.#connections === null) client.session.close('transport close');
   }
 
   /** @internal A connection's `info`: `auth` is the CONNECT's data (undefined: none). */
@@ -66,20 +65,26 @@ export class SocketIOClient implements SessionListener {
   }
 
   #get(nsp: string): SocketConnection | undefined {
-    if (this.#one !== null && this.#one.namespace === nsp) return this.#one;
-    return this.#more?.get(nsp);
+    const connections = this.#connections;
+    if (connections instanceof Map) return connections.get(nsp);
+    return connections?.namespace === nsp ? connections : undefined;
   }
 
   #set(connection: SocketConnection): void {
-    if (this.#one === null && this.#more === null) this.#one = connection;
-    else (this.#more ??= new Map(this.#one === null ? [] : [[this.#one.namespace, this.#one]])).set(connection.namespace, connection);
-    if (this.#more !== null) this.#one = null;
+    const connections = this.#connections;
+    if (connections === null) this.#connections = connection;
+    else if (connections instanceof Map) connections.set(connection.namespace, connection);
+    else this.#connections = new Map([[connections.namespace, connections], [connection.namespace, connection]]);
   }
 
   #delete(nsp: string): void {
-    if (this.#one !== null && this.#one.namespace === nsp) this.#one = null;
-    this.#more?.delete(nsp);
-    if (this.#more?.size === 0) this.#more = null;
+    const connections = this.#connections;
+    if (connections instanceof Map) {
+      connections.delete(nsp);
+      if (connections.size === 0) this.#connections = null;
+    } else if (connections?.namespace === nsp) {
+      this.#connections = null;
+    }
   }
 
   onEngineMessage(data: string | Buffer): void {
@@ -116,10 +121,9 @@ export class SocketIOClient implements SessionListener {
     this.#connectTimer?.cancel();
     this.#binary?.destroy();
     this.#binary = null;
-    const connections = this.#one !== null ? [this.#one] : [...(this.#more?.values() ?? [])];
-    this.#one = null;
-    this.#more = null;
-    for (const connection of connections) connection._closed(reason);
+    const open = this.#connections;
+    this.#connections = null;
+    for (const connection of open instanceof Map ? [...open.values()] : open === null ? [] : [open]) connection._closed(reason);
   }
 
   /** @internal A whole decoded packet. */
