@@ -105,9 +105,9 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     this.#subscriber.on('messageBuffer', this.#onMessage);
   }
 
-  /** True while the publishing connection is connected to Redis. */
+  /** True while both connections are connected to Redis and subscribed: from `'up'` until `'down'`. */
   get connected(): boolean {
-    return this.#publisher.status === 'ready';
+    return this.#up();
   }
 
   /** Broadcasts published, received from other processes, and dropped (Redis unreachable, or lost in flight); bytes waiting now. */
@@ -237,7 +237,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
   /** Publish what is in the outbox, in order; while Redis is unreachable, keep it (within maxQueuedBytes). */
   #flush = (): void => {
     this.#flushing = null;
-    if (!this.connected) {
+    if (this.#publisher.status !== 'ready') {
       this.#trimOutbox();
       return;
     }
