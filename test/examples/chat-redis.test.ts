@@ -5,9 +5,9 @@
 import path from 'node:path';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { Peer, freePort, onCleanup, tempDir, waitFor } from '../helpers.js';
+import { freePort, onCleanup, tempDir, waitFor } from '../helpers.js';
 import { NO_REDIS, RedisServer, hasRedisServer } from '../redis-server.js';
-import { spawnWithTsx, type SpawnedExample } from './helpers.js';
+import { joinChat as join, spawnWithTsx, untilFirstLine, type SpawnedExample } from './helpers.js';
 
 if (!hasRedisServer) console.warn(NO_REDIS);
 
@@ -18,27 +18,11 @@ async function chatProcess(redisUrl: string): Promise<SpawnedExample & { port: n
   const port = await freePort();
   const webPort = await freePort();
   const chat = spawnWithTsx('examples/chat/main.ts', { PORT: String(port), WEB_PORT: String(webPort), CHAT_SOCKET: path.join(tempDir(), 'chat.sock'), REDIS_URL: redisUrl });
-  await waitFor(
-    () => chat.stdout().includes('\n') || chat.child.exitCode !== null,
-    (wake) => {
-      chat.child.stdout.once('data', wake);
-      chat.child.once('exit', wake);
-    },
-    'the chat to listen',
-    15_000,
-    () => chat.stderr(),
-  );
+  await untilFirstLine(chat, 'the chat to listen', 15_000);
   expect(chat.stdout()).toMatch(new RegExp(`^trews chat listening on tcp port ${port} .* — sharing the room through ${redisUrl}\\n$`));
   return Object.assign(chat, { port, webPort });
 }
 
-async function join(port: number, nick: string): Promise<Peer> {
-  const user = new Peer(port);
-  await user.untilText(GREETING);
-  await user.write(`${nick}\n`);
-  await user.untilText(`* hello ${nick}, `);
-  return user;
-}
 
 describe.skipIf(!hasRedisServer)('the chat on two processes sharing Redis (REDIS_URL)', () => {
   it('users of each process see each other\'s lines; a shutdown notice stays in its process', async () => {

@@ -6,21 +6,14 @@
  */
 import { io } from 'socket.io-client';
 import { describe, expect, it } from 'vitest';
-import { Peer, freePort, onCleanup, waitFor } from '../helpers.js';
+import { freePort, onCleanup, waitFor } from '../helpers.js';
 import { NO_REDIS, RedisServer, hasRedisServer } from '../redis-server.js';
-import { spawnWithTsx } from './helpers.js';
+import { joinChat as join, spawnWithTsx, untilFirstLine } from './helpers.js';
 
 if (!hasRedisServer) console.warn(NO_REDIS);
 
 const GREETING = 'Welcome to trews chat! What is your nickname?';
 
-async function join(port: number, nick: string): Promise<Peer> {
-  const user = new Peer(port);
-  await user.untilText(`${GREETING}\n`);
-  await user.write(`${nick}\n`);
-  await user.untilText(`* hello ${nick}, `);
-  return user;
-}
 
 describe.skipIf(!hasRedisServer)('examples/cluster (node:cluster + RedisBus)', () => {
   it('two workers share the ports and the room: TCP users on different workers and a Socket.IO user chat; Ctrl-C stops all', async () => {
@@ -28,16 +21,7 @@ describe.skipIf(!hasRedisServer)('examples/cluster (node:cluster + RedisBus)', (
     onCleanup(() => redis.stop());
     const [port, webPort, sioPort] = [await freePort(), await freePort(), await freePort()];
     const cluster = spawnWithTsx('examples/cluster/main.ts', { WORKERS: '2', PORT: String(port), WEB_PORT: String(webPort), SIO_PORT: String(sioPort), REDIS_URL: redis.url });
-    await waitFor(
-      () => cluster.stdout().includes('\n') || cluster.child.exitCode !== null,
-      (wake) => {
-        cluster.child.stdout.once('data', wake);
-        cluster.child.once('exit', wake);
-      },
-      'the cluster to listen',
-      20_000,
-      () => cluster.stderr(),
-    );
+    await untilFirstLine(cluster, 'the cluster to listen', 20_000);
     expect(cluster.stdout()).toBe(`trews cluster: 2 workers listening on port ${port} (nc), ${webPort} (web page) and ${sioPort} (Socket.IO), sharing the room through ${redis.url}\n`);
 
     const alice = await join(port, 'alice');

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { spawn, type ChildProcessByStdio, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { onCleanup } from '../helpers.js';
+import { Peer, onCleanup, waitFor } from '../helpers.js';
 
 /** The repository root (examples are run from there). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -125,4 +125,27 @@ export function spawnWithTsx(file: string, env: Record<string, string>): Spawned
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
   return { child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** Wait until a spawned example has printed its first line (or exited); `what` names it in a timeout. */
+export async function untilFirstLine(example: SpawnedExample, what: string, ms: number): Promise<void> {
+  await waitFor(
+    () => example.stdout().includes('\n') || example.child.exitCode !== null,
+    (wake) => {
+      example.child.stdout.once('data', wake);
+      example.child.once('exit', wake);
+    },
+    what,
+    ms,
+    () => example.stderr(),
+  );
+}
+
+/** The chat's greeting, then its hello: a user at `port` called `nick`. */
+export async function joinChat(port: number, nick: string): Promise<Peer> {
+  const user = new Peer(port);
+  await user.untilText('Welcome to trews chat! What is your nickname?\n');
+  await user.write(`${nick}\n`);
+  await user.untilText(`* hello ${nick}, `);
+  return user;
 }
