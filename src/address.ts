@@ -139,10 +139,11 @@ export function toAddress(
   if (info == null) return null;
   if (typeof info === 'string') return info.length > 0 ? info : null;
   if (typeof info.address !== 'string' || typeof info.port !== 'number') return null;
-  const v4 = mappedIPv4(info.address);
-  if (v4 !== null) return { address: v4, port: info.port, family: 'IPv4' };
   const fam = info.family;
   const family: Family = fam === 'IPv6' || fam === 6 || (fam === undefined && info.address.includes(':')) ? 'IPv6' : 'IPv4';
+  // Only an IPv6 address can be IPv4-mapped: an IPv4 one (most getter calls) skips the test.
+  const v4 = family === 'IPv6' ? mappedIPv4(info.address) : null;
+  if (v4 !== null) return { address: v4, port: info.port, family: 'IPv4' };
   return { address: info.address, port: info.port, family };
 }
 
