@@ -169,6 +169,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
   /** Detach every server and close both Redis connections, once what was broadcast has gone out. Until then they keep the process running. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#flushing !== null) clearImmediate(this.#flushing);
     this.#flush();
     this.#closed = true;
     for (const target of this.#attached.keys()) target._relay = null;
@@ -177,7 +178,6 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     for (const run of this.#outbox) this.#dropped += run.records.length;
     this.#outbox = [];
     this.#outboxBytes = 0;
-    if (this.#flushing !== null) clearImmediate(this.#flushing);
     await Promise.all([this.#publisher, this.#subscriber].map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
   }
 
