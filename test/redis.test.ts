@@ -14,6 +14,7 @@ import { WebSocketServer } from '../src/websocket/index.js';
 import { SocketConnection, type SocketIOServer } from '../src/socket.io/index.js';
 import { Peer, onCleanup, portOf, testEngine } from './helpers.js';
 import { NO_REDIS, RedisServer, hasRedisServer } from './redis-server.js';
+import { freePort } from './free-port.js';
 import { client, connected, next, serve } from './socket.io/helpers.js';
 
 if (!hasRedisServer) console.warn(NO_REDIS);
@@ -262,6 +263,14 @@ describe.skipIf(!hasRedisServer)('RedisBus', () => {
     expect(b.peer.text).toBe('fine\n');
     expect(engine.lines).toEqual([]);
   });
+
+  it('ready() waiting for a Redis that never answers rejects once the bus is closed', async () => {
+    const own = bus(testEngine(), randomUUID(), `redis://127.0.0.1:${await freePort()}`);
+    const waiting = own.ready();
+    await own.close();
+    await expect(waiting).rejects.toThrow(/the bus was closed while ready\(\) waited for Redis/);
+    await expect(own.ready()).rejects.toThrow(/the bus is closed/);
+  }, 2000);
 
   it('publish/subscribe topics for your own relays; bad input gets a clear error', async () => {
     const engine = testEngine();

@@ -77,6 +77,8 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
   /** The subscriber is connected and its subscriptions (as of its connect) are in place. */
   #subscribed = false;
   #closed = false;
+  /** ready() calls waiting for 'up': woken by it, or failed by close(). */
+  #waiting: Array<(err?: Error) => void> = [];
   #lastError: Error | null = null;
   #published = 0;
   #received = 0;
@@ -158,11 +160,12 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
 
   /**
    * Resolves once both connections are up and subscribed to every topic and server so far:
-   * from then on, other processes' broadcasts arrive here.
+   * from then on, other processes' broadcasts arrive here. Rejects (StateError) if the bus is
+   * closed first.
    */
   async ready(): Promise<void> {
     if (this.#closed) throw new StateError('the bus is closed');
-    if (!this.#up()) await new Promise<void>((resolve) => this.once('up', resolve));
+    if (!this.#up()) await new Promise<void>((resolve, reject) => this.#waiting.push((err) => (err === undefined ? resolve() : reject(err))));
     await Promise.all(this.#subscribing);
   }
 
@@ -172,6 +175,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     if (this.#flushing !== null) clearImmediate(this.#flushing);
     this.#flush();
     this.#closed = true;
+    for (const wake of this.#waiting.splice(0)) wake(new StateError('the bus was closed while ready() waited for Redis'));
     for (const target of this.#attached.keys()) target._relay = null;
     this.#attached.clear();
     this.#topics.clear();
@@ -295,6 +299,7 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
       this.engine.log(`${String(this)}: connected to Redis again`);
     }
     this.emit('up');
+    for (const wake of this.#waiting.splice(0)) wake();
   }
 
   #onClose = (): void => {
