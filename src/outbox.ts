@@ -93,9 +93,7 @@ export class Outbox<T extends OutboxItem> {
 
   /** Where the items that may have started end: no byte from there on has gone out. */
   #endOfStarted(): number {
-    const sink = this.sink;
-    // As in unsent(): bytes from `unstarted` on certainly did not go out.
-    const unstarted = sink.bytesWritten + sink.bufferedBytes - sink.queuedBytes;
+    const unstarted = this.#unstarted();
     let end = unstarted;
     for (let i = this.#oldest; i < this.#handed.length; i++) {
       const item = this.#handed[i]!;
@@ -111,10 +109,8 @@ export class Outbox<T extends OutboxItem> {
    * tell (TLS).
    */
   unsent(): Unsent<T> {
-    const sink = this.sink;
-    const written = sink.bytesWritten;
-    // Bytes from here on certainly did not go out.
-    const unstarted = written + sink.bufferedBytes - sink.queuedBytes;
+    const written = this.sink.bytesWritten;
+    const unstarted = this.#unstarted();
     const incomplete: T[] = [];
     const queued: T[] = [];
     for (let i = this.#oldest; i < this.#handed.length; i++) {
@@ -127,6 +123,12 @@ export class Outbox<T extends OutboxItem> {
       if (!item.cancelled) queued.push(item);
     }
     return { incomplete, queued };
+  }
+
+  /** Where the stream's bytes that certainly did not go out begin (in `bytesWritten` terms). */
+  #unstarted(): number {
+    const sink = this.sink;
+    return sink.bytesWritten + sink.bufferedBytes - sink.queuedBytes;
   }
 
   #hand(item: T): void {
