@@ -206,7 +206,7 @@ export async function run(): Promise<void> {
         best.set(setup, { rate: Math.max(prev?.rate ?? 0, t.rate), cpuMs: faster ? t.cpuMs : prev.cpuMs, otherMs: faster ? t.otherMs : prev.otherMs, p50: Math.min(prev?.p50 ?? Infinity, l.p50), p99: Math.min(prev?.p99 ?? Infinity, l.p99) });
       }
     }
-    const perBroadcast = (ms: number) => fmtInt((ms * 1000) / MESSAGES);
+    const nsPerBroadcast = (ms: number) => fmtInt((ms * 1e6) / MESSAGES);
     const a = best.get(one)!;
     const b = best.get(two)!;
     console.log();
@@ -214,8 +214,8 @@ export async function run(): Promise<void> {
       numberTable(
         ['', 'broadcasts/s', 'deliveries/s', 'CPU ns/bc here', 'CPU ns/bc elsewhere', 'p50 µs', 'p99 µs'],
         [
-          [one.label, fmtInt(a.rate), fmtInt(a.rate * CONNECTIONS), perBroadcast(a.cpuMs * 1000), '-', fmtInt(a.p50), fmtInt(a.p99)],
-          [two.label, fmtInt(b.rate), fmtInt(b.rate * CONNECTIONS), perBroadcast(b.cpuMs * 1000), perBroadcast(b.otherMs * 1000), fmtInt(b.p50), fmtInt(b.p99)],
+          [one.label, fmtInt(a.rate), fmtInt(a.rate * CONNECTIONS), nsPerBroadcast(a.cpuMs), '-', fmtInt(a.p50), fmtInt(a.p99)],
+          [two.label, fmtInt(b.rate), fmtInt(b.rate * CONNECTIONS), nsPerBroadcast(b.cpuMs), nsPerBroadcast(b.otherMs), fmtInt(b.p50), fmtInt(b.p99)],
         ],
       ),
     );
