@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { WebSocketConnection, WebSocketServer } from '../../src/websocket/index.js';
 import { frame, serverFrameHeader } from '../../src/websocket/protocol.js';
 import type { OverflowError, ReadError } from '../../src/errors.js';
-import { deferred, portOf, python, pythonProcess, testEngine } from '../helpers.js';
+import { Peer, deferred, portOf, python, pythonProcess, testEngine } from '../helpers.js';
 import type { Engine } from '../../src/engine.js';
 
 /**
@@ -187,6 +187,33 @@ describe('WebSocketServer with a raw Python client', () => {
       text('last'),
       [8, closeFrame(1000).toString('hex')],
     ]);
+    await server.close();
+  });
+
+  it('after whole frames, a partial frame or an unfinished fragmented message stays with the parser: a whole data frame inside the message fails it (1002)', async () => {
+    const engine = testEngine();
+    const { server, port } = await serve(engine, Echo);
+    /** A small client frame, masked with key 1 2 3 4. */
+    const clientFrame = (opcode: number, text: string, fin = true) => {
+      const payload = Buffer.from(text).map((byte, i) => byte ^ (i % 4) + 1);
+      return Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | payload.length, 1, 2, 3, 4]), payload]);
+    };
+    const peer = new Peer(port);
+    await peer.write('GET /raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    await peer.untilText('\r\n\r\n');
+    const start = peer.received.length;
+    const echoed = () => peer.received.subarray(start).toString('latin1');
+    const split = clientFrame(1, 'bb');
+    await peer.write(Buffer.concat([clientFrame(1, 'a'), split.subarray(0, 3)]));
+    await peer.until(() => echoed() === '\x81\x01a', "'a'");
+    await peer.write(Buffer.concat([split.subarray(3), clientFrame(1, 'c')]));
+    await peer.until(() => echoed() === '\x81\x01a\x81\x02bb\x81\x01c', "'bb', 'c'");
+    await peer.write(Buffer.concat([clientFrame(1, 'd'), clientFrame(1, 'frag', false)]));
+    await peer.until(() => echoed().endsWith('\x81\x01d'), "'d'");
+    // A new text frame before the message's last fragment: a protocol error, not a message.
+    await peer.write(clientFrame(1, 'whole'));
+    await peer.untilClosed();
+    expect(echoed()).toBe('\x81\x01a\x81\x02bb\x81\x01c\x81\x01d\x88\x02\x03\xea');
     await server.close();
   });
 
