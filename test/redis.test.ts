@@ -12,9 +12,8 @@ import { Server, type Engine } from '../src/index.js';
 import { RedisBus } from '../src/redis/index.js';
 import { WebSocketServer } from '../src/websocket/index.js';
 import { SocketConnection, type SocketIOServer } from '../src/socket.io/index.js';
-import { Peer, onCleanup, portOf, testEngine } from './helpers.js';
+import { Peer, freePort, onCleanup, portOf, testEngine } from './helpers.js';
 import { NO_REDIS, RedisServer, hasRedisServer } from './redis-server.js';
-import { freePort } from './free-port.js';
 import { client, connected, next, serve } from './socket.io/helpers.js';
 
 if (!hasRedisServer) console.warn(NO_REDIS);
