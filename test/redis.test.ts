@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Server, type Engine } from '../src/index.js';
 import { RedisBus } from '../src/redis/index.js';
+import { MAX_PARTS, record } from '../src/redis/wire.js';
 import { WebSocketServer } from '../src/websocket/index.js';
 import { SocketConnection, type SocketIOServer } from '../src/socket.io/index.js';
 import { Peer, freePort, onCleanup, portOf, testEngine } from './helpers.js';
@@ -257,6 +258,9 @@ describe.skipIf(!hasRedisServer)('RedisBus', () => {
     await raw.publish(channel, Buffer.concat([id, Buffer.from([0, 0, 0, 9, 2, 0, 0, 0, 3, 1, 2, 3, 4])])); // tag 2
     await raw.publish(channel, Buffer.concat([id, Buffer.from([0, 0, 0, 99])])); // length past the end
     await raw.publish(channel, Buffer.concat([id, Buffer.from([0, 0, 0, 5, 0, 0, 0, 0, 0]), Buffer.from([0, 0, 0, 5, 0, 0, 0, 0, 0])])); // two empty text parts: not a Server broadcast
+    // A broadcast of more than MAX_PARTS parts (each would cost far more than its 5 bytes once
+    // decoded): the whole message is refused, the good broadcast before it included.
+    await raw.publish(channel, Buffer.concat([id, record([Buffer.from('early\n')]), record(new Array<string>(MAX_PARTS + 1).fill(''))]));
     a.server.broadcast('fine\n');
     await b.peer.untilText('fine\n');
     expect(b.peer.text).toBe('fine\n');

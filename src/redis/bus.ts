@@ -16,7 +16,7 @@ import type { RelayParts, Relaying } from '../relay.js';
 import type { StreamServer } from '../stream-server.js';
 import type { WebSocketServer } from '../websocket/server.js';
 import type { SocketIOServer } from '../socket.io/server.js';
-import { ID_BYTES, message, record, sentBy, unpack } from './wire.js';
+import { ID_BYTES, MAX_PARTS, broadcastsOf, isBusMessage, message, record, sentBy } from './wire.js';
 
 export interface RedisBusOptions {
   /**
@@ -221,6 +221,12 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
    */
   #send(channel: string, parts: RelayParts): void {
     if (this.#closed) return;
+    if (parts.length > MAX_PARTS) {
+      // Other processes would refuse it (see MAX_PARTS): it stays local.
+      this.#dropped++;
+      debug('%s: a broadcast of %d parts (more than %d) was not published', String(this), parts.length, MAX_PARTS);
+      return;
+    }
     const one = record(parts);
     // Down (either connection lost: Redis is likely gone): at most maxQueuedBytes wait for it.
     if (!this.#up() && this.#outboxBytes + one.length > this.maxQueuedBytes) {
@@ -320,15 +326,14 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
   #onMessage = (channel: Buffer, message: Buffer): void => {
     if (sentBy(message, this.#id)) return;
     const deliver = this.#topics.get(channel.toString());
-    const broadcasts = deliver === undefined ? null : unpack(message);
-    if (broadcasts === null) {
+    if (deliver === undefined || !isBusMessage(message)) {
       debug('%s: ignoring a message on %s that is not a bus message', String(this), channel.toString());
       return;
     }
-    for (const parts of broadcasts) {
+    for (const parts of broadcastsOf(message)) {
       this.#received++;
       try {
-        deliver!(parts);
+        deliver(parts);
       } catch (err) {
         this.engine.reportError(err);
       }

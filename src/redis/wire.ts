@@ -41,33 +41,50 @@ export function sentBy(message: Buffer, sender: Buffer): boolean {
   return message.length >= ID_BYTES && message.compare(sender, 0, ID_BYTES, 0, ID_BYTES) === 0;
 }
 
-/** The broadcasts of a message, each as its parts (bytes as views into it), or null if it is not one of ours. */
-export function unpack(message: Buffer): Array<Array<string | Buffer>> | null {
-  const broadcasts: Array<Array<string | Buffer>> = [];
+/**
+ * The most parts one broadcast may have (a Socket.IO packet and its binary attachments): a
+ * message decodes into objects far larger than their 5-byte part heads, so this bounds what
+ * one hostile broadcast on the channel can make a subscriber allocate.
+ */
+export const MAX_PARTS = 4096;
+
+/**
+ * Whether `message` is one of ours, whole and within MAX_PARTS per broadcast: read through
+ * without allocating, so a malformed message delivers nothing and costs nothing.
+ */
+export function isBusMessage(message: Buffer): boolean {
   let at = ID_BYTES;
-  if (message.length <= at) return null;
+  if (message.length <= at) return false;
   while (at < message.length) {
-    if (message.length - at < LENGTH) return null;
+    if (message.length - at < LENGTH) return false;
     const end = at + LENGTH + message.readUInt32BE(at);
-    if (end > message.length) return null;
-    const parts = partsOf(message, at + LENGTH, end);
-    if (parts === null) return null;
-    broadcasts.push(parts);
-    at = end;
+    if (end > message.length) return false;
+    let parts = 0;
+    for (at += LENGTH; at < end; parts++) {
+      if (end - at < PART_HEAD || parts === MAX_PARTS) return false;
+      const tag = message[at];
+      if (tag !== TEXT && tag !== BYTES) return false;
+      at += PART_HEAD + message.readUInt32BE(at + 1);
+    }
+    if (at > end) return false;
   }
-  return broadcasts;
+  return true;
 }
 
-function partsOf(message: Buffer, at: number, end: number): Array<string | Buffer> | null {
-  const parts: Array<string | Buffer> = [];
-  while (at < end) {
-    if (end - at < PART_HEAD) return null;
-    const tag = message[at];
-    const partEnd = at + PART_HEAD + message.readUInt32BE(at + 1);
-    if ((tag !== TEXT && tag !== BYTES) || partEnd > end) return null;
-    const body = message.subarray(at + PART_HEAD, partEnd);
-    parts.push(tag === TEXT ? body.toString() : body);
-    at = partEnd;
+/**
+ * The broadcasts of a message isBusMessage() accepted, one at a time, each as its parts
+ * (bytes as views into it): only one broadcast's parts exist at once.
+ */
+export function* broadcastsOf(message: Buffer): Generator<Array<string | Buffer>> {
+  let at = ID_BYTES;
+  while (at < message.length) {
+    const end = at + LENGTH + message.readUInt32BE(at);
+    const parts: Array<string | Buffer> = [];
+    for (at += LENGTH; at < end; ) {
+      const body = message.subarray(at + PART_HEAD, at + PART_HEAD + message.readUInt32BE(at + 1));
+      parts.push(message[at] === TEXT ? body.toString() : body);
+      at += PART_HEAD + body.length;
+    }
+    yield parts;
   }
-  return parts;
 }
