@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, Server, type Engine } from '../src/index.js';
 import { ConnectError, HookError, ListenError, OverflowError, type ReadError, type WriteError } from '../src/errors.js';
 import { MessageConnection, type CloseReport } from '../src/message.js';
-import { Peer, deferred, onCleanup, portOf, pseudoRandomBytes, python, pythonProcess, sha256, tempDir, testEngine, waitFor } from './helpers.js';
+import { Peer, deferred, onCleanup, portOf, pseudoRandomBytes, python, pythonProcess, sha256, tempDir, testEngine, untilWritesStall, waitFor } from './helpers.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -354,14 +354,7 @@ s.close()`,
       // The peer has stopped reading: wait until the OS takes no more (unchanged for 300 ms
       // and 40 turns of our event loop, in which libuv would have written had it been able).
       await waitUntil(() => talker !== null && talker.bytesWritten > 0, 'the first bytes out');
-      let last = -1;
-      let since = Date.now();
-      let checks = 0;
-      await waitUntil(() => {
-        const now = talker!.bytesWritten;
-        if (now !== last) [last, since, checks] = [now, Date.now(), 0];
-        return ++checks >= 40 && Date.now() - since >= 300;
-      }, 'the writes to stall', 15_000);
+      await untilWritesStall(() => talker!.bytesWritten);
       const taken = talker!.bytesWritten;
       expect(talker!.bufferedBytes).toBeGreaterThan(0); // stalled mid-way, with more to send
       peer.stdin!.end('reset\n');

@@ -134,6 +134,23 @@ export function waitFor(
   });
 }
 
+/**
+ * Until `written()` (a stream's bytesWritten) has stayed the same, above 0, for 300 ms and 40
+ * checks 5 ms apart: turns of the event loop in which libuv would have written had the OS
+ * taken more, so the peer's window and the kernel's buffers are full.
+ */
+export function untilWritesStall(written: () => number, ms = 15_000): Promise<void> {
+  let last = -1;
+  let since = Date.now();
+  let checks = 0;
+  const stalled = () => {
+    const now = written();
+    if (now !== last || now <= 0) [last, since, checks] = [now, Date.now(), 0];
+    return ++checks >= 40 && Date.now() - since >= 300;
+  };
+  return waitFor(stalled, (wake) => setTimeout(wake, 5), 'the writes to stall', ms);
+}
+
 /** A promise and the functions that settle it. */
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
   let resolve!: (v: T) => void;

@@ -15,7 +15,7 @@ import type { InetAddress } from '../src/address.js';
 import { HookError } from '../src/errors.js';
 import { MessageConnection, type CloseReport } from '../src/message.js';
 import { ReadBuffer, compileDelimiter } from '../src/framing.js';
-import { Peer, deferred, onCleanup, portOf, python, tempDir, testEngine, waitFor } from './helpers.js';
+import { Peer, deferred, onCleanup, portOf, python, tempDir, testEngine, untilWritesStall, waitFor } from './helpers.js';
 import { startChat } from '../examples/chat/chat.js';
 
 const MiB = 1 << 20;
@@ -515,15 +515,7 @@ describe("close mode 'message' with a reader that stops", () => {
       const peer = new Peer(portOf(server.localAddress));
       peer.socket.pause(); // reads nothing: the kernel's buffers fill, then the window
       // Stalled: the OS takes no more (unchanged for 300 ms and 40 turns of our event loop).
-      let last = -1;
-      let since = Date.now();
-      let checks = 0;
-      const stalled = () => {
-        const now = talker?.bytesWritten ?? -1;
-        if (now !== last || now <= 0) [last, since, checks] = [now, Date.now(), 0];
-        return ++checks >= 40 && Date.now() - since >= 300;
-      };
-      await waitFor(stalled, (wake) => setTimeout(wake, 5), 'the writes to stall', 15_000);
+      await untilWritesStall(() => talker?.bytesWritten ?? -1);
       // Fill the window: the socket holds one write the OS did not take, the stream queues these.
       while (talker!.notify({ seq: produced++, body }));
       // At least this much is the stream's own queue, after the message being written.
