@@ -5,7 +5,7 @@
 import { PacketType } from 'socket.io-parser';
 import { checkEventName, encode, type Encoded } from './packets.js';
 import type { SocketConnection } from './connection.js';
-import type { Relaying } from '../relay.js';
+import type { SocketIOServer } from './server.js';
 
 export class Namespace {
   /** The open connections by socket id. */
@@ -16,7 +16,7 @@ export class Namespace {
   /** `server`: whose bus (if one is attached) carries broadcasts to other processes. */
   constructor(
     readonly name: string,
-    readonly server?: Relaying,
+    readonly server?: SocketIOServer,
   ) {}
 
   /** Send to the members of `room` (also a socket id). */
