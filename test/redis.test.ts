@@ -9,11 +9,11 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Server, type Engine } from '../src/index.js';
-import { RedisBus } from '../src/redis/index.js';
+import { RedisBus, type RedisBusOptions } from '../src/redis/index.js';
 import { MAX_PARTS, record } from '../src/redis/wire.js';
 import { WebSocketServer } from '../src/websocket/index.js';
 import { SocketConnection, type SocketIOServer } from '../src/socket.io/index.js';
-import { Peer, freePort, onCleanup, portOf, testEngine } from './helpers.js';
+import { Peer, freePort, onCleanup, portOf, testEngine, waitFor } from './helpers.js';
 import { NO_REDIS, RedisServer, hasRedisServer } from './redis-server.js';
 import { client, connected, next, serve } from './socket.io/helpers.js';
 
@@ -26,21 +26,21 @@ beforeAll(async () => {
 afterAll(() => redis?.stop());
 
 /** A bus of its own (a process's), on a channel prefix unique to the test, closed after it. */
-function bus(engine: Engine, channel: string, url = redis.url, maxQueuedBytes?: number): RedisBus {
-  const made = new RedisBus({ redis: url, channel, engine, ...(maxQueuedBytes !== undefined && { maxQueuedBytes }) });
+function bus(engine: Engine, channel: string, url = redis.url, options: Pick<RedisBusOptions, 'maxQueuedBytes' | 'maxPendingBytes'> = {}): RedisBus {
+  const made = new RedisBus({ redis: url, channel, engine, ...options });
   onCleanup(() => made.close());
   return made;
 }
 
 /** Two "processes": each a bus and a TCP Server attached as 'lines', with one peer connected. */
-async function twoServers(url = redis.url) {
+async function twoServers(url = redis.url, options: Pick<RedisBusOptions, 'maxPendingBytes'> = {}) {
   const engine = testEngine();
   const channel = randomUUID();
   const sides = [];
   for (let i = 0; i < 2; i++) {
     const server = new Server({ engine });
     await server.listen(['127.0.0.1', 0]);
-    const own = bus(engine, channel, url).attach(server, 'lines');
+    const own = bus(engine, channel, url, options).attach(server, 'lines');
     await own.ready();
     const peer = new Peer(portOf(server.localAddress));
     await peer.connected();
@@ -202,7 +202,7 @@ describe.skipIf(!hasRedisServer)('RedisBus', () => {
     const engine = testEngine();
     const server = new Server({ engine });
     await server.listen(['127.0.0.1', 0]);
-    const own = bus(engine, randomUUID(), outage.url, 100).attach(server, 'lines');
+    const own = bus(engine, randomUUID(), outage.url, { maxQueuedBytes: 100 }).attach(server, 'lines');
     await own.ready();
     const down = new Promise((resolve) => own.once('down', () => resolve(undefined)));
     await outage.stop();
@@ -210,6 +210,29 @@ describe.skipIf(!hasRedisServer)('RedisBus', () => {
     const line = 'x'.repeat(30) + '\n'; // 31 bytes + 9 of framing: two fit in 100
     for (let i = 0; i < 5; i++) server.broadcast(line);
     expect(own.stats).toMatchObject({ queuedBytes: 80, dropped: 3 });
+  });
+
+  it('while Redis is connected but stalled, at most maxPendingBytes wait for it; later broadcasts stay local and are counted', async () => {
+    const { a, b } = await twoServers(redis.url, { maxPendingBytes: 100 });
+    const admin = new Redis(redis.url);
+    onCleanup(() => admin.disconnect());
+    await admin.call('CLIENT', 'PAUSE', '500', 'ALL'); // Redis answers no client for 500 ms
+    const line = (i: number) => `${String(i).padStart(30, '.')}\n`; // 31 bytes + 9 of framing
+    // Each in a turn of its own, so each is a PUBLISH of its own that Redis does not confirm.
+    for (let i = 0; i < 5; i++) {
+      a.server.broadcast(line(i));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(a.bus.stats).toMatchObject({ published: 2, dropped: 3 }); // 2 x 40 bytes fit in 100
+    await a.peer.untilText(line(4)); // this process's own connection got every one
+    expect(a.bus.stats.pendingBytes).toBe(80);
+    // Once Redis answers again, the two arrive, their bytes are confirmed, and there is room.
+    await b.peer.untilText(line(1));
+    await waitFor(() => a.bus.stats.pendingBytes === 0, (wake) => setTimeout(wake, 10), 'Redis to confirm the two', 5000);
+    a.server.broadcast('later\n');
+    await b.peer.untilText('later\n');
+    expect(b.peer.text).toBe(line(0) + line(1) + 'later\n');
+    expect(a.bus.stats).toMatchObject({ published: 3, dropped: 3 });
   });
 
   it('with maxQueuedBytes, broadcasts made while this process has lost its connection are sent in order once it is back', async () => {

@@ -36,6 +36,13 @@ export interface RedisBusOptions {
    * process's own connection. Beyond the bound, the newest broadcasts are dropped.
    */
   maxQueuedBytes?: number;
+  /**
+   * The most bytes of broadcasts handed to Redis and not yet confirmed, plus those waiting for
+   * the end of this turn (default 16 MiB): a Redis that is connected but slower than this
+   * process's broadcasts would otherwise let ioredis's command queue grow without bound.
+   * Beyond it, new broadcasts reach only this process's connections (`stats.dropped`).
+   */
+  maxPendingBytes?: number;
   /** Where the bus logs losing and regaining Redis (default `Engine.instance()`). */
   engine?: Engine;
 }
@@ -56,6 +63,7 @@ export type Attachable = StreamServer<any> | WebSocketServer<any> | SocketIOServ
 export class RedisBus extends EventEmitter<RedisBusEvents> {
   readonly channel: string;
   readonly maxQueuedBytes: number;
+  readonly maxPendingBytes: number;
   readonly engine: Engine;
   /** This bus's id in every message it sends: its own come back from Redis, and are skipped. */
   readonly #id = randomBytes(ID_BYTES);
@@ -72,6 +80,8 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
    */
   #outbox: Run[] = [];
   #outboxBytes = 0;
+  /** Bytes of PUBLISHes Redis has not confirmed yet. */
+  #unconfirmedBytes = 0;
   #flushing: NodeJS.Immediate | null = null;
   #down = false;
   /** The subscriber is connected and its subscriptions (as of its connect) are in place. */
@@ -86,11 +96,13 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
 
   constructor(options: RedisBusOptions = {}) {
     super();
-    const { redis = 'redis://127.0.0.1:6379', channel = 'trews', maxQueuedBytes = 0 } = options;
+    const { redis = 'redis://127.0.0.1:6379', channel = 'trews', maxQueuedBytes = 0, maxPendingBytes = 16 * 1024 * 1024 } = options;
     if (typeof channel !== 'string' || channel === '') throw new TypeError(`channel must be a non-empty string, got ${String(channel)}`);
     if (!(Number.isInteger(maxQueuedBytes) && maxQueuedBytes >= 0)) throw new RangeError(`maxQueuedBytes must be an integer >= 0, got ${String(maxQueuedBytes)}`);
     this.channel = channel;
+    if (!(Number.isInteger(maxPendingBytes) && maxPendingBytes > 0)) throw new RangeError(`maxPendingBytes must be an integer > 0, got ${String(maxPendingBytes)}`);
     this.maxQueuedBytes = maxQueuedBytes;
+    this.maxPendingBytes = maxPendingBytes;
     this.engine = options.engine ?? Engine.instance();
     // Publish only when connected (the bus queues, bounded, itself); a publish in flight when
     // the connection drops fails and is counted as dropped rather than sent twice.
@@ -112,9 +124,13 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     return this.#up();
   }
 
-  /** Broadcasts published, received from other processes, and dropped (Redis unreachable, or lost in flight); bytes waiting now. */
-  get stats(): { published: number; received: number; dropped: number; queuedBytes: number } {
-    return { published: this.#published, received: this.#received, dropped: this.#dropped, queuedBytes: this.#outboxBytes };
+  /**
+   * Broadcasts published, received from other processes, and dropped (Redis unreachable or
+   * too slow, or lost in flight); bytes waiting to be published now (`queuedBytes`) and
+   * published but not yet confirmed by Redis (`pendingBytes`).
+   */
+  get stats(): { published: number; received: number; dropped: number; queuedBytes: number; pendingBytes: number } {
+    return { published: this.#published, received: this.#received, dropped: this.#dropped, queuedBytes: this.#outboxBytes, pendingBytes: this.#unconfirmedBytes };
   }
 
   /**
@@ -229,7 +245,8 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     }
     const one = record(parts);
     // Down (either connection lost: Redis is likely gone): at most maxQueuedBytes wait for it.
-    if (!this.#up() && this.#outboxBytes + one.length > this.maxQueuedBytes) {
+    const waiting = this.#outboxBytes + one.length;
+    if (this.#up() ? this.#unconfirmedBytes + waiting > this.maxPendingBytes : waiting > this.maxQueuedBytes) {
       this.#dropped++;
       return;
     }
@@ -257,10 +274,15 @@ export class RedisBus extends EventEmitter<RedisBusEvents> {
     for (const run of runs) {
       const count = run.records.length;
       this.#published += count;
-      this.#publisher.publish(run.channel, message(this.#id, run.records, run.bytes)).catch((err: Error) => {
-        this.#dropped += count;
-        debug('%s: a publish failed: %s', String(this), err.message);
-      });
+      this.#unconfirmedBytes += run.bytes;
+      this.#publisher.publish(run.channel, message(this.#id, run.records, run.bytes)).then(
+        () => (this.#unconfirmedBytes -= run.bytes),
+        (err: Error) => {
+          this.#unconfirmedBytes -= run.bytes;
+          this.#dropped += count;
+          debug('%s: a publish failed: %s', String(this), err.message);
+        },
+      );
     }
   };
 
