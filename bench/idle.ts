@@ -206,12 +206,13 @@ export async function compareIdleMemory(c: IdleComparison): Promise<void> {
   const vs = `${c.kinds[0]} / ${c.kinds[1]}`;
   const target = `(target <= ${c.goal.toFixed(1)}x)`;
   const n = fmtInt(c.connections);
-  console.log(`idle (${n} connections): RSS just opened ${vs} = ${fmtRatio(trews!.rss / other!.rss)} ${target} ${verdict(trews!.rss / other!.rss, c.goal, { atMost: true })}`);
-  if (c.settleMs > 0) {
-    const ratio = trews!.settledRss / other!.settledRss;
-    console.log(`idle (${n} connections): RSS after ${c.settleMs / 1000} s idle ${vs} = ${fmtRatio(ratio)} ${target} ${verdict(ratio, c.goal, { atMost: true })}`);
-  }
-  console.log(`idle (${n} connections): heap ${vs} = ${fmtRatio(trews!.heap / other!.heap)} ${target} ${verdict(trews!.heap / other!.heap, c.goal, { atMost: true })}`);
+  const judge = (what: string, key: 'rss' | 'settledRss' | 'heap') => {
+    const ratio = trews![key] / other![key];
+    console.log(`idle (${n} connections): ${what} ${vs} = ${fmtRatio(ratio)} ${target} ${verdict(ratio, c.goal, { atMost: true })}`);
+  };
+  judge('RSS just opened', 'rss');
+  if (c.settleMs > 0) judge(`RSS after ${c.settleMs / 1000} s idle`, 'settledRss');
+  judge('heap', 'heap');
   if (Number.isFinite(trews!.rssLessYoung) && Number.isFinite(other!.rssLessYoung)) {
     // Not a cost per connection: V8 grows its young generation (up to 32 MB with Node 20's
     // defaults) while any server allocates fast, as during the connects, and gives it back once idle.
